@@ -1,0 +1,251 @@
+"""Registries of named components: layers, feature steps, data sources and tasks.
+
+Every name a recipe uses is looked up here. Built-ins and third-party plugins register the same
+way, so a plugin layer is as first-class as the GRU:
+
+* built-ins are listed below as ``"module:attr"`` references and imported on first use;
+* plugins declare entry points in their ``pyproject.toml``::
+
+      [project.entry-points."seqkit.layers"]
+      mgu = "seqkit_example.layers:MGU"
+
+  Entry points are listed once per process and imported only when their name is used, so a
+  broken plugin cannot break ``seqkit list`` or a recipe that does not use it.
+
+Policies:
+
+* registering a name twice in code raises ``RegistryError`` unless ``override=True``;
+* an entry point that shadows a built-in (or an earlier plugin) is ignored, with a warning
+  naming its distribution;
+* a plugin whose import fails becomes a ``RegistryError`` naming the plugin, its distribution
+  and the original exception, raised when (and only when) that name is used;
+* an unknown name gives ``Unknown layer 'gruu'. Did you mean 'gru'? Available layers: ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RegistryError, did_you_mean
+
+log = logging.getLogger("seqkit")
+
+BUILTIN = "seqkit (built-in)"
+
+
+@dataclass
+class Entry:
+    """One registered name: where it comes from and, once imported, the object."""
+
+    name: str
+    ref: str  # "module:attr", or the object's qualified name for objects registered in code
+    source: str  # "seqkit (built-in)", "my-plugin 0.1.0", or the registering module
+    obj: Any = None
+    error: BaseException | None = field(default=None, repr=False)
+    is_plugin: bool = False
+
+    def load(self, kind: str) -> Any:
+        if self.obj is not None:
+            return self.obj
+        if self.error is None:
+            module_name, _, attr = self.ref.partition(":")
+            try:
+                obj = importlib.import_module(module_name)
+                for part in attr.split(".") if attr else []:
+                    obj = getattr(obj, part)
+                if kind == "layer":
+                    _make_serializable(obj, self.source)
+            except Exception as exc:  # a plugin may fail in any way; isolate it
+                self.error = exc
+            else:
+                self.obj = obj
+                return obj
+        what = f"{kind} '{self.name}' ({self.ref}) from {self.source}"
+        if self.is_plugin:
+            what = f"plugin {what}"
+            hint = "Reinstall or fix that package, or remove it from the recipe."
+        else:  # a built-in: seqkit's own install is broken (a missing dependency, say)
+            hint = "Reinstall seqkit."
+        raise RegistryError(
+            f"Could not load {what}: {type(self.error).__name__}: {self.error}. {hint}"
+        ) from self.error
+
+
+def _make_serializable(obj: Any, package: str) -> None:
+    """Register a Keras layer class with Keras' serialization, unless it already is.
+
+    Layers that decorate themselves with ``keras.saving.register_keras_serializable`` keep their
+    own name; others are registered under their distribution's (or module's) name, so a saved
+    ``.keras`` model that uses them reloads once the registry has imported them.
+    """
+    import keras
+
+    if not (isinstance(obj, type) and issubclass(obj, keras.layers.Layer)):
+        return
+    if obj.__module__.startswith("keras."):
+        return
+    if keras.saving.get_registered_object(keras.saving.get_registered_name(obj)) is obj:
+        return
+    package = package.split(" ")[0].replace("-", "_")
+    keras.saving.register_keras_serializable(package=package)(obj)
+
+
+class Registry:
+    """Names -> components of one kind, with entry-point discovery and did-you-mean errors."""
+
+    def __init__(self, kind: str, group: str, builtins: dict[str, str] | None = None):
+        self.kind = kind
+        self.group = group
+        self._entries: dict[str, Entry] = {}
+        self._entry_points_loaded = False
+        for name, ref in (builtins or {}).items():
+            self._entries[name] = Entry(name, ref, BUILTIN)
+
+    # -- registration --------------------------------------------------------------------------
+    def register(self, name: str, obj: Any = None, *, override: bool = False):
+        """Register ``obj`` under ``name``; usable as ``@REGISTRY.register("name")``."""
+        if obj is None:
+            return lambda o: self.register(name, o, override=override) or o
+        self._discover()  # a plugin's name is taken whether or not the entry points were listed
+        if name in self._entries and not override:
+            raise RegistryError(
+                f"{self.kind.capitalize()} '{name}' is already registered (from "
+                f"{self._entries[name].source}); pass override=True to replace it."
+            )
+        ref = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+        if self.kind == "layer":
+            _make_serializable(obj, getattr(obj, "__module__", "seqkit_user"))
+        self._entries[name] = Entry(name, ref, getattr(obj, "__module__", "code"), obj=obj)
+        return obj
+
+    def unregister(self, name: str) -> None:
+        self._discover()  # else a later discovery would bring an unregistered plugin back
+        self._entries.pop(name, None)
+
+    def _discover(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        try:
+            eps = importlib.metadata.entry_points(group=self.group)
+        except Exception as exc:  # broken metadata must not break the toolkit
+            log.warning("Could not list entry points of group %s: %s", self.group, exc)
+            return
+        for ep in sorted(eps, key=lambda e: (e.name, e.value)):
+            dist = getattr(ep, "dist", None)
+            source = f"{dist.name} {dist.version}" if dist is not None else ep.value
+            if dist is not None and dist.name.lower() == "seqkit":
+                continue  # seqkit's own built-ins are listed in code
+            existing = self._entries.get(ep.name)
+            if existing is not None:
+                log.warning(
+                    "Ignoring %s '%s' from %s: the name is already taken by %s.",
+                    self.kind, ep.name, source, existing.source,
+                )
+                continue
+            self._entries[ep.name] = Entry(ep.name, ep.value, source, is_plugin=True)
+
+    # -- lookup --------------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """Return the component registered as ``name`` (importing it on first use)."""
+        self._discover()
+        entry = self._entries.get(name)
+        if entry is None:
+            raise RegistryError(self.unknown_message(name))
+        return entry.load(self.kind)
+
+    def entry(self, name: str) -> Entry:
+        self._discover()
+        if name not in self._entries:
+            raise RegistryError(self.unknown_message(name))
+        return self._entries[name]
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        self._discover()
+        return sorted(self._entries)
+
+    def describe(self) -> list[dict[str, str]]:
+        """One dict per name: ``name``, ``source``, ``ref`` -- nothing is imported."""
+        self._discover()
+        return [
+            {"name": e.name, "source": e.source, "ref": e.ref}
+            for e in sorted(self._entries.values(), key=lambda e: e.name)
+        ]
+
+    def unknown_message(self, name: str) -> str:
+        available = ", ".join(
+            f"{n} ({e.source})" if e.is_plugin else n
+            for n, e in sorted(self._entries.items())
+        )
+        return (
+            f"Unknown {self.kind} '{name}'.{did_you_mean(name, self._entries)} "
+            f"Available {self.kind}s: {available}."
+        )
+
+
+LAYERS = Registry(
+    "layer",
+    "seqkit.layers",
+    {
+        "gru": "seqkit.layers:GRU",
+        "keras_gru": "keras.layers:GRU",
+        "lstm": "keras.layers:LSTM",
+        "rnn": "keras.layers:SimpleRNN",
+        "dense": "keras.layers:Dense",
+        "dropout": "keras.layers:Dropout",
+    },
+)
+FEATURES = Registry(
+    "feature step",
+    "seqkit.features",
+    {
+        "load": "seqkit.features:Load",
+        "fix_length": "seqkit.features:FixLength",
+        "melspectrogram": "seqkit.features:MelSpectrogram",
+        "power_to_db": "seqkit.features:PowerToDb",
+        "mfcc": "seqkit.features:MFCC",
+        "deltas": "seqkit.features:Deltas",
+    },
+)
+SOURCES = Registry(
+    "data source",
+    "seqkit.sources",
+    {
+        "folder": "seqkit.data:FolderSource",
+        "synthetic_tones": "seqkit.data:SyntheticTones",
+    },
+)
+TASKS = Registry(
+    "task",
+    "seqkit.tasks",
+    {
+        "kws": "seqkit.tasks:KeywordSpotting",
+    },
+)
+
+REGISTRIES = {"layers": LAYERS, "features": FEATURES, "sources": SOURCES, "tasks": TASKS}
+
+
+def load_plugin_layers() -> list[str]:
+    """Import every plugin layer so that Keras can deserialize them; return failures.
+
+    Called before ``keras.saving.load_model`` so that a ``.keras`` file that uses a plugin
+    layer reloads in a fresh process whenever the plugin is installed.
+    """
+    failures = []
+    for name in LAYERS.names():
+        entry = LAYERS.entry(name)
+        if entry.is_plugin:
+            try:
+                entry.load(LAYERS.kind)
+            except RegistryError as exc:
+                failures.append(str(exc))
+    return failures
