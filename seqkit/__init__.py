@@ -1,0 +1,49 @@
+"""seqkit: sequence models for speech and music on Keras 3.
+
+Public API (importing ``seqkit`` is cheap; Keras is imported when a layer is first used)::
+
+    from seqkit import GRU, GRUCell            # the documents' GRU
+    from seqkit import LAYERS, FEATURES, SOURCES, TASKS
+    from seqkit import load_recipe, train
+"""
+
+from __future__ import annotations
+
+from .errors import DataError, ParameterError, RecipeError, RegistryError, RunError, SeqkitError
+from .registry import FEATURES, LAYERS, SOURCES, TASKS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FEATURES",
+    "GRU",
+    "GRUCell",
+    "LAYERS",
+    "SOURCES",
+    "TASKS",
+    "DataError",
+    "ParameterError",
+    "RecipeError",
+    "RegistryError",
+    "RunError",
+    "SeqkitError",
+    "__version__",
+    "load_recipe",
+    "train",
+]
+
+
+def __getattr__(name):  # lazy: keep `import seqkit` and `seqkit list` free of TensorFlow
+    if name in ("GRU", "GRUCell"):
+        from . import layers
+
+        return getattr(layers, name)
+    if name == "load_recipe":
+        from .recipe import load_recipe
+
+        return load_recipe
+    if name == "train":
+        from .train import train
+
+        return train
+    raise AttributeError(f"module 'seqkit' has no attribute {name!r}")

@@ -1,0 +1,195 @@
+"""The ``seqkit`` command line: the only place that prints results or exits.
+
+Exit codes: 0 ok; 1 the run failed (data, run folder); 2 usage error or invalid recipe;
+130 interrupted (Ctrl-C). Results go to stdout; progress, warnings and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from .errors import SeqkitError
+
+EPILOG = (
+    "Exit codes: 0 ok, 1 run failed, 2 usage error or invalid recipe, 130 interrupted. "
+    "Results go to stdout; progress and diagnostics to stderr."
+)
+KINDS = ("layers", "features", "sources", "tasks")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record):
+        return f"seqkit: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbosity: int) -> None:
+    logger = logging.getLogger("seqkit")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if verbosity < 0 else logging.INFO if verbosity > 0 else logging.WARNING)
+    logger.propagate = False
+
+
+def _fail(exc: SeqkitError) -> None:
+    click.echo(f"error: {exc}" if "\n" not in str(exc) else f"error:\n{exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+class SeqkitGroup(click.Group):
+    """Turns SeqkitError into one message + exit code, Ctrl-C into 130, anything else into 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SeqkitError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug, not a user error: say so, keep the traceback on -v
+            if ctx.obj and ctx.obj.get("verbose", 0) > 0:
+                raise
+            click.echo(
+                f"error: unexpected {type(exc).__name__}: {exc}\n"
+                "(this is a bug in seqkit or a plugin; rerun with -v for the traceback)",
+                err=True,
+            )
+            sys.exit(1)
+
+
+@click.group(cls=SeqkitGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More diagnostics (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no progress bars.")
+@click.version_option(package_name="seqkit", prog_name="seqkit")
+@click.pass_context
+def cli(ctx, verbose, quiet):
+    """seqkit: sequence models for speech and music on Keras 3."""
+    ctx.obj = {"verbose": -1 if quiet else verbose}
+    _setup_logging(ctx.obj["verbose"])
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. --set train.epochs=3 (the key must exist).")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder to create.")
+@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where run folders go when --run-dir is not given.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --run-dir.")
+@click.pass_context
+def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
+    """Train RECIPE; print the run folder."""
+    _import_keras(ctx)
+    from .recipe import load_recipe
+    from .train import train as run_training
+
+    r = load_recipe(recipe, list(overrides))
+    verbose = ctx.obj["verbose"]
+    path = run_training(
+        r,
+        run_dir=run_dir,
+        runs_root=runs_root,
+        overwrite=overwrite,
+        verbose=0 if verbose < 0 else (1 if sys.stderr.isatty() else 2),
+        recipe_file=recipe,
+        on_run_dir=lambda p: click.echo(f"seqkit: run folder: {p}", err=True),
+    )
+    import json
+
+    metrics = json.loads((path / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        if split in metrics:
+            click.echo(
+                f"{split} accuracy: {metrics[split]['accuracy']:.4f} "
+                f"({metrics[split]['examples']} clips, best epoch {metrics['best_epoch']})"
+            )
+    click.echo(f"run folder: {path}")
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="As for train.")
+@click.pass_context
+def validate(ctx, recipe, overrides):
+    """Check RECIPE (schema, names, parameters, values) without training."""
+    _import_keras(ctx)
+    from .recipe import load_recipe
+
+    r = load_recipe(recipe, list(overrides))
+    layers = ", ".join(s.type for s in r.model.layers)
+    click.echo(
+        f"{recipe}: valid ({r.data.source.type} -> {len(r.features)} feature steps -> "
+        f"{layers} -> {r.task.type})"
+    )
+
+
+@cli.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+def list_(kind):
+    """List registered layers, feature steps, data sources and tasks, and where each comes from."""
+    from .registry import REGISTRIES
+
+    for name in [kind] if kind else KINDS:
+        click.echo(f"{name}:")
+        for row in REGISTRIES[name].describe():
+            click.echo(f"  {row['name']:18s} {row['source']:28s} {row['ref']}")
+
+
+@cli.command()
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False))
+@click.argument("audio", required=False, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (default: next to the run).")
+@click.option("--layer", default=None, help="Name of the GRU layer to draw (default: the first).")
+@click.pass_context
+def explain(ctx, run_dir, audio, out, layer):
+    """Without arguments: the documents' worked example, step by step.
+
+    With RUN_DIR AUDIO: draw the gate activations (r, z, h~, h) of the run's GRU over the
+    clip's time frames to a PNG.
+    """
+    _import_keras(ctx)
+    from . import explain as ex
+
+    if run_dir is None:
+        click.echo(ex.worked_example_text())
+        return
+    if audio is None:
+        raise click.UsageError("give both RUN_DIR and AUDIO, or neither.")
+    path = ex.plot_gates(run_dir, audio, out=out, layer_name=layer)
+    click.echo(f"gate activations: {path}")
+
+
+def _import_keras(ctx) -> None:
+    """Import Keras (and TensorFlow) with TensorFlow's start-up log lines kept off stderr.
+
+    TensorFlow's C++ start-up lines (absl, oneDNN) ignore TF_CPP_MIN_LOG_LEVEL, so file
+    descriptor 2 is pointed at /dev/null for the import alone; ``-v`` shows them.
+    """
+    if "keras" in sys.modules or (ctx.obj and ctx.obj.get("verbose", 0) > 0):
+        import keras  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main(argv=None):
+    """Console entry point (``seqkit``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.main(args=argv, prog_name="seqkit")
