@@ -86,10 +86,6 @@ def worked_example_text(check_layer: bool = True) -> str:
                 f"  {GATE_NAMES[key]}: printed {printed}, the equations give {_fmt(first[key])} "
                 f"(off by up to {diff:.3f}) -- an arithmetic slip in the text."
             )
-    out.append(
-        "  The later steps of the text carry the slip forward; the values above are the "
-        "equations' own."
-    )
     if check_layer:
         out.append("")
         out.append(_layer_check(steps))
@@ -158,7 +154,8 @@ def plot_gates(run_dir, audio, out=None, layer_name=None) -> Path:
     out = Path(out) if out else run.path / f"gates-{Path(audio).stem}.png"
     top = int(np.argmax(scores))
     fig, axes = plt.subplots(5, 1, figsize=(10, 12), sharex=True)
-    axes[0].imshow(feats.T, aspect="auto", origin="lower", cmap="magma")
+    im = axes[0].imshow(feats.T, aspect="auto", origin="lower", cmap="magma")
+    fig.colorbar(im, ax=axes[0], pad=0.01)
     axes[0].set_ylabel("feature")
     axes[0].set_title(
         f"{Path(audio).name}: predicted '{run.labels[top]}' ({scores[top]:.2f}); layer {name}"

@@ -155,6 +155,29 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
     return model, task
 
 
+def _graph_writer(log_dir: Path, input_shape):
+    """A callback writing the model's op graph to TensorBoard's Graphs tab (TensorFlow backend).
+
+    Keras' own TensorBoard callback writes the conceptual (Keras) graph, and the op graph only
+    when it logs per batch; this writes the forward pass's op graph once, at the start.
+    """
+    import keras
+
+    class GraphWriter(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if keras.backend.backend() != "tensorflow":
+                return
+            import tensorflow as tf
+
+            fn = tf.function(lambda x: self.model(x, training=False))
+            spec = tf.TensorSpec((None, *input_shape), tf.float32)
+            graph = fn.get_concrete_function(spec).graph
+            with tf.summary.create_file_writer(str(log_dir / "train")).as_default():
+                tf.summary.graph(graph)
+
+    return GraphWriter()
+
+
 # -- data ----------------------------------------------------------------------------------------
 
 
@@ -266,6 +289,7 @@ def _train_into(recipe: Recipe, run: Path, verbose: int) -> dict:
         ),
         keras.callbacks.CSVLogger(str(run / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=True),
+        _graph_writer(run / "logs", x_train.shape[1:]),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(
