@@ -1,4 +1,4 @@
-"""The documents' worked GRU example ("AI is amazing"), as data that tests and ``seqkit explain`` share.
+"""The documents' worked GRU example ("AI is amazing"), shared by tests and ``seqkit explain``.
 
 Three tokens, each a 3-dimensional input vector, run through a GRU of hidden size 2 from
 ``h0 = 0``. The matrices are written as the documents write them, in math convention
