@@ -1,0 +1,66 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def tiny_recipe(data_root, layer=None, epochs=2, **source):
+    """A recipe dict that trains in seconds: 4 synthetic classes, short clips, a small GRU."""
+    src = {
+        "type": "synthetic_tones",
+        "root": str(data_root),
+        "classes": ["ai", "ia", "u", "noise"],
+        "speakers": 10,
+        "clips_per_speaker": 1,
+        "seconds": 0.5,
+        "file_sample_rate": 16000,
+        "validation_percent": 30,
+        "test_percent": 20,
+    }
+    src.update(source)
+    return {
+        "name": "tiny",
+        "seed": 1,
+        "data": {"source": src},
+        "features": [
+            {"type": "load", "sample_rate": 8000},
+            {"type": "fix_length", "seconds": 0.5},
+            {"type": "melspectrogram", "n_fft": 256, "hop_length": 128, "n_mels": 20},
+            {"type": "power_to_db"},
+        ],
+        "model": {"layers": [layer or {"type": "gru", "units": 8}]},
+        "task": {"type": "kws"},
+        "train": {"epochs": epochs, "batch_size": 8},
+    }
+
+
+def write_recipe(path, doc):
+    path = Path(path)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def write_wav(path, seconds=0.5, sr=16000, freq=440.0, seed=0):
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.normal(size=t.size)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), y.astype(np.float32), sr, subtype="PCM_16")
+    return Path(path)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """(recipe path, recipe dict) for a tiny synthetic run inside tmp_path."""
+    doc = tiny_recipe(tmp_path / "data")
+    return write_recipe(tmp_path / "tiny.yaml", doc), doc
