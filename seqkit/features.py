@@ -327,7 +327,10 @@ class FeaturePipeline:
             import librosa
 
             y = librosa.resample(
-                np.asarray(y, dtype=np.float32), orig_sr=sr, target_sr=first.sample_rate
+                np.asarray(y, dtype=np.float32),
+                orig_sr=sr,
+                target_sr=first.sample_rate,
+                res_type=first.res_type,
             )
             sr = first.sample_rate
         x = np.asarray(y, dtype=np.float32)

@@ -211,11 +211,14 @@ def accepted_params(registry, obj) -> list[str]:
 def _message_for(exc: BaseException, params: dict) -> tuple[str, str]:
     """Split a component's error into (parameter suffix for the path, message)."""
     text = str(exc).strip()
+    # The parameter a message starts with is the one it is about ("`hop_length` must be <=
+    # `n_fft` ..." is about hop_length), whatever other parameters it mentions.
+    for name in params:
+        if text.startswith(f"`{name}` "):
+            return f".{name}", text[len(name) + 3 :]
     for name in params:
         for pattern in (f"`{name}` ", f"argument `{name}`", f"'{name}'"):
             if pattern in text:
-                if text.startswith(f"`{name}` "):
-                    text = text[len(name) + 3 :]
                 return f".{name}", text
     return "", text
 

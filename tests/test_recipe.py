@@ -1,0 +1,404 @@
+"""Tests of seqkit.recipe: loading YAML recipes, validating them, ``--set`` overrides.
+
+Every error test checks the message a user reads (``FILE: dotted.path: message``) and the
+``problems`` list of ``(path, message)`` pairs. Recipes are written into ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqkit.errors import RecipeError
+from seqkit.recipe import Recipe, load_recipe, validate_dict
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+MINIMAL = {
+    "data": {"source": {"type": "folder", "root": "data/words"}},
+    "features": [
+        {"type": "load", "sample_rate": 16000},
+        {"type": "fix_length", "seconds": 1.0},
+        {"type": "melspectrogram", "n_fft": 512, "hop_length": 160, "n_mels": 40},
+        {"type": "power_to_db"},
+    ],
+    "model": {"layers": [{"type": "gru", "units": 16}]},
+    "task": {"type": "kws"},
+}
+
+
+def minimal() -> dict:
+    return copy.deepcopy(MINIMAL)
+
+
+def write(tmp_path: Path, doc, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def problem_paths(err: RecipeError) -> list[str]:
+    return [p for p, _ in err.problems]
+
+
+def problem(err: RecipeError, path: str) -> str:
+    """The message of the problem at ``path`` (fails if there is none)."""
+    found = [m for p, m in err.problems if p == path]
+    assert found, f"no problem at {path!r}; problems: {err.problems}"
+    return found[0]
+
+
+# -- valid recipes ---------------------------------------------------------------------------------
+
+
+def test_minimal_recipe_loads_with_defaults(tmp_path):
+    recipe = load_recipe(write(tmp_path, minimal()))
+    assert isinstance(recipe, Recipe)
+    assert recipe.name == "run"
+    assert recipe.seed == 0
+    assert recipe.description == ""
+    assert recipe.train.epochs == 10
+    assert recipe.train.batch_size == 32
+    assert recipe.train.optimizer.type == "adam"
+    assert recipe.train.optimizer.learning_rate == pytest.approx(1e-3)
+    assert recipe.train.optimizer.clipnorm is None
+    assert recipe.train.early_stopping_patience is None
+    assert recipe.model.normalize is True
+    assert recipe.model.layers[0].type == "gru"
+    assert recipe.model.layers[0].params == {"units": 16}
+    assert [s.type for s in recipe.features] == ["load", "fix_length", "melspectrogram", "power_to_db"]
+    assert recipe.data.source.params == {"root": "data/words"}
+
+
+def test_validate_dict_returns_recipe():
+    recipe = validate_dict(minimal())
+    assert recipe.task.type == "kws"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_recipes_validate(path):
+    recipe = load_recipe(path)
+    assert recipe.features and recipe.model.layers
+
+
+def test_shipped_recipes_exist():
+    assert (RECIPES_DIR / "quickstart.yaml").is_file()
+
+
+def test_to_yaml_round_trip(tmp_path):
+    doc = minimal()
+    doc["name"] = "round-trip"
+    doc["train"] = {"epochs": 4, "optimizer": {"type": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}}
+    doc["model"]["layers"] = [{"type": "gru", "units": 8, "bidirectional": True}, {"type": "dense", "units": 4}]
+    recipe = load_recipe(write(tmp_path, doc))
+    dumped = write(tmp_path, recipe.to_yaml(), "dumped.yaml")
+    again = load_recipe(dumped)
+    assert again == recipe
+    assert again.to_dict() == recipe.to_dict()
+    assert again.model.layers[0].params == {"units": 8, "bidirectional": True}
+
+
+def test_quickstart_round_trip(tmp_path):
+    recipe = load_recipe(RECIPES_DIR / "quickstart.yaml")
+    again = load_recipe(write(tmp_path, recipe.to_yaml()))
+    assert again == recipe
+
+
+# -- unknown keys and names --------------------------------------------------------------------------
+
+
+def test_unknown_top_level_key_did_you_mean(tmp_path):
+    doc = minimal()
+    doc["featurs"] = doc.pop("features")
+    with pytest.raises(RecipeError, match=r"featurs: unknown key; did you mean 'features'\?") as ei:
+        load_recipe(write(tmp_path, doc))
+    err = ei.value
+    assert "featurs" in problem_paths(err)
+    assert problem(err, "featurs") == "unknown key; did you mean 'features'?"
+    # and the real key is reported missing
+    assert problem(err, "features") == "required key is missing"
+
+
+def test_unknown_layer_parameter_exact_text(tmp_path):
+    doc = minimal()
+    doc["model"]["layers"][0] = {"type": "gru", "unitz": 16}
+    path = write(tmp_path, doc)
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(path)
+    err = ei.value
+    assert str(err) == f"{path}: model.layers[0].unitz: unknown parameter; did you mean 'units'?"
+    assert err.problems == [("model.layers[0].unitz", "unknown parameter; did you mean 'units'?")]
+    assert err.path == "model.layers[0].unitz"
+    assert err.file == str(path)
+
+
+def test_unknown_layer_type_did_you_mean(tmp_path):
+    doc = minimal()
+    doc["model"]["layers"][0]["type"] = "gruu"
+    with pytest.raises(RecipeError, match=r"Unknown layer 'gruu'\. Did you mean 'gru'\?") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["model.layers[0].type"]
+    assert "Available layers:" in problem(ei.value, "model.layers[0].type")
+
+
+def test_unknown_feature_step_type(tmp_path):
+    doc = minimal()
+    doc["features"][2]["type"] = "melspectrogramm"
+    with pytest.raises(RecipeError, match=r"Did you mean 'melspectrogram'\?") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert "features[2].type" in problem_paths(ei.value)
+
+
+def test_unknown_optimizer_did_you_mean(tmp_path):
+    doc = minimal()
+    doc["train"] = {"optimizer": {"type": "adamm"}}
+    with pytest.raises(RecipeError, match=r"unknown optimizer 'adamm'\. Did you mean 'adam'\?") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["train.optimizer.type"]
+    assert "Available: adam, adamw" in problem(ei.value, "train.optimizer.type")
+
+
+def test_unknown_nested_key_did_you_mean(tmp_path):
+    doc = minimal()
+    doc["train"] = {"epochz": 3}
+    with pytest.raises(RecipeError, match=r"train\.epochz: unknown key; did you mean 'epochs'\?") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["train.epochz"]
+
+
+# -- bad values ----------------------------------------------------------------------------------
+
+
+def test_negative_units(tmp_path):
+    doc = minimal()
+    doc["model"]["layers"][0]["units"] = -3
+    path = write(tmp_path, doc)
+    with pytest.raises(RecipeError, match=r"model\.layers\[0\]\.units: .*-3") as ei:
+        load_recipe(path)
+    err = ei.value
+    assert problem_paths(err) == ["model.layers[0].units"]
+    assert "-3" in problem(err, "model.layers[0].units")
+    assert str(err).startswith(f"{path}: model.layers[0].units: ")
+
+
+def test_hop_length_above_n_fft_points_at_hop_length(tmp_path):
+    doc = minimal()
+    doc["features"][2] = {"type": "melspectrogram", "n_fft": 512, "hop_length": 1024}
+    with pytest.raises(
+        RecipeError, match=r"features\[2\]\.hop_length: .*must be <= `n_fft` \(512\); received 1024\."
+    ) as ei:
+        load_recipe(write(tmp_path, doc))
+    # the path names the parameter the message is about, not the other one it mentions
+    assert problem_paths(ei.value) == ["features[2].hop_length"]
+    assert problem(ei.value, "features[2].hop_length").endswith(
+        "must be <= `n_fft` (512); received 1024."
+    )
+
+
+def test_hop_length_above_default_n_fft(tmp_path):
+    doc = minimal()
+    doc["features"][2] = {"type": "melspectrogram", "hop_length": 1024}
+    with pytest.raises(RecipeError, match=r"must be <= `n_fft` \(512\); received 1024\.") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["features[2].hop_length"]
+
+
+def test_feature_n_mels_zero(tmp_path):
+    doc = minimal()
+    doc["features"][2]["n_mels"] = 0
+    with pytest.raises(RecipeError, match=r"must be a positive integer; received 0\.") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["features[2].n_mels"]
+
+
+def test_pydantic_bound_error(tmp_path):
+    doc = minimal()
+    doc["train"] = {"epochs": 0}
+    with pytest.raises(RecipeError, match=r"train\.epochs: input should be greater than or equal to 1; received 0") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["train.epochs"]
+
+
+def test_feature_chain_error_mfcc_before_load(tmp_path):
+    doc = minimal()
+    doc["features"] = [{"type": "mfcc"}, {"type": "load"}]
+    with pytest.raises(
+        RecipeError,
+        match=r"features\[0\]: 'mfcc' takes audio or frames but receives path from the file name\.",
+    ) as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value)[0] == "features[0]"
+    assert problem(ei.value, "features[1]") == "'load' takes path but receives frames from step 0 (mfcc)."
+
+
+def test_feature_chain_must_end_in_frames(tmp_path):
+    doc = minimal()
+    doc["features"] = [{"type": "load"}, {"type": "fix_length"}]
+    with pytest.raises(RecipeError, match=r"must end in a step that makes frames.*ends with audio") as ei:
+        load_recipe(write(tmp_path, doc))
+    assert problem_paths(ei.value) == ["features[1]"]
+
+
+def test_several_component_problems_reported_together(tmp_path):
+    doc = minimal()
+    doc["model"]["layers"][0]["units"] = -3
+    doc["features"][2]["hop_length"] = 1024
+    doc["task"] = {"type": "kws", "pooling": "avg"}
+    doc["train"] = {"optimizer": {"type": "adamm"}}
+    path = write(tmp_path, doc, "several.yaml")
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(path)
+    err = ei.value
+    assert len(err.problems) >= 3
+    assert set(problem_paths(err)) >= {
+        "features[2].hop_length",
+        "model.layers[0].units",
+        "task.pooling",
+        "train.optimizer.type",
+    }
+    lines = str(err).splitlines()
+    assert len(lines) == len(err.problems)
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert all("several.yaml" in line for line in lines)
+
+
+def test_several_schema_problems_reported_together(tmp_path):
+    doc = minimal()
+    doc["train"] = {"epochs": 0, "batch_size": -1, "epochz": 3}
+    doc["seed"] = -5
+    path = write(tmp_path, doc, "schema.yaml")
+    with pytest.raises(RecipeError) as ei:
+        load_recipe(path)
+    err = ei.value
+    assert len(err.problems) >= 3
+    assert set(problem_paths(err)) >= {"train.epochs", "train.batch_size", "train.epochz", "seed"}
+    assert all(line.startswith(f"{path}: ") for line in str(err).splitlines())
+
+
+# -- the file itself -------------------------------------------------------------------------------
+
+
+def test_file_not_found(tmp_path):
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(RecipeError, match=re.escape(f"{path}: recipe file not found")):
+        load_recipe(path)
+
+
+def test_not_yaml_names_line(tmp_path):
+    path = write(tmp_path, "a: [1, 2\n", "broken.yaml")
+    with pytest.raises(RecipeError, match=r"not valid YAML: line \d+, column \d+") as ei:
+        load_recipe(path)
+    assert str(ei.value).startswith(f"{path}: ")
+
+
+def test_not_yaml_error_line_number(tmp_path):
+    text = "name: x\nseed: 0\nfeatures: [{type: load}\nmodel: {}\n"
+    path = write(tmp_path, text, "broken2.yaml")
+    with pytest.raises(RecipeError, match=r"not valid YAML: line [34],"):
+        load_recipe(path)
+
+
+def test_top_level_list(tmp_path):
+    path = write(tmp_path, "- a\n- b\n")
+    with pytest.raises(RecipeError, match=r"a recipe must be a YAML mapping .*; it is a list"):
+        load_recipe(path)
+
+
+def test_empty_file(tmp_path):
+    path = write(tmp_path, "")
+    with pytest.raises(RecipeError, match=r"a recipe must be a YAML mapping .*; it is empty") as ei:
+        load_recipe(path)
+    assert str(ei.value).startswith(f"{path}: ")
+
+
+def test_validate_dict_rejects_non_mapping():
+    with pytest.raises(RecipeError, match=r"it is a str"):
+        validate_dict("features")
+
+
+def test_python_tags_are_refused_and_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f'!!python/object/apply:os.system ["touch {marker}"]\n'
+    path = write(tmp_path, text, "evil.yaml")
+    with pytest.raises(RecipeError, match=r"not valid YAML: .*could not determine a constructor"):
+        load_recipe(path)
+    assert not marker.exists()
+
+
+def test_python_tag_inside_a_value_is_refused(tmp_path):
+    marker = tmp_path / "pwned2"
+    doc = yaml.safe_dump(minimal(), sort_keys=False)
+    doc += f'description: !!python/object/apply:os.system ["touch {marker}"]\n'
+    with pytest.raises(RecipeError, match=r"python/object/apply"):
+        load_recipe(write(tmp_path, doc))
+    assert not marker.exists()
+
+
+# -- --set overrides -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    return write(tmp_path, minimal())
+
+
+def test_override_epochs_parsed_as_int(recipe_file):
+    recipe = load_recipe(recipe_file, overrides=["train.epochs=3"])
+    assert recipe.train.epochs == 3
+    assert isinstance(recipe.train.epochs, int)
+
+
+def test_override_layer_units(recipe_file):
+    recipe = load_recipe(recipe_file, overrides=["model.layers[0].units=32"])
+    assert recipe.model.layers[0].params["units"] == 32
+
+
+def test_override_new_step_parameter_accepted_by_component(recipe_file):
+    recipe = load_recipe(recipe_file, overrides=["model.layers[0].dropout=0.1"])
+    assert recipe.model.layers[0].params == {"units": 16, "dropout": 0.1}
+
+
+def test_override_several_and_nested(recipe_file):
+    recipe = load_recipe(
+        recipe_file,
+        overrides=["train.optimizer.learning_rate=0.01", "features[2].n_mels=20", "name=tuned"],
+    )
+    assert recipe.train.optimizer.learning_rate == pytest.approx(0.01)
+    assert recipe.features[2].params["n_mels"] == 20
+    assert recipe.name == "tuned"
+
+
+def test_override_unknown_key_did_you_mean(recipe_file):
+    with pytest.raises(
+        RecipeError, match=r"--set train\.epochz: 'train\.epochz' does not exist in the recipe\. Did you mean 'epochs'\?"
+    ) as ei:
+        load_recipe(recipe_file, overrides=["train.epochz=3"])
+    assert problem_paths(ei.value) == ["--set train.epochz"]
+
+
+def test_override_unknown_step_parameter(recipe_file):
+    with pytest.raises(RecipeError, match=r"Did you mean 'units'\?") as ei:
+        load_recipe(recipe_file, overrides=["model.layers[0].unitz=3"])
+    assert problem_paths(ei.value) == ["--set model.layers[0].unitz"]
+
+
+def test_override_bad_value_is_validated(recipe_file):
+    with pytest.raises(RecipeError, match=r"model\.layers\[0\]\.units: .*-1") as ei:
+        load_recipe(recipe_file, overrides=["model.layers[0].units=-1"])
+    assert problem_paths(ei.value) == ["model.layers[0].units"]
+
+
+def test_override_index_out_of_range(recipe_file):
+    with pytest.raises(RecipeError, match=r"'model\.layers\[5\]' does not exist"):
+        load_recipe(recipe_file, overrides=["model.layers[5].units=3"])
+
+
+def test_override_without_equals(recipe_file):
+    with pytest.raises(RecipeError, match=r"expected KEY=VALUE; received 'train\.epochs'"):
+        load_recipe(recipe_file, overrides=["train.epochs"])
