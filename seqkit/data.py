@@ -248,7 +248,7 @@ class SyntheticTones(FolderSource):
                 made = json.loads(marker.read_text())
             except (OSError, ValueError):
                 made = {}
-            if made.get("settings") == self.settings:
+            if made.get("settings") == self.settings and made.get("complete", True):
                 return
             for rel in made.get("files", []):  # only files seqkit wrote itself
                 (self.root / rel).unlink(missing_ok=True)
@@ -260,24 +260,35 @@ class SyntheticTones(FolderSource):
         self.generate()
 
     def generate(self) -> None:
+        """Write the clips. The marker, with the full list of planned files, is written first
+        (``complete: false``) and completed last, so an interrupted generation is redone, and
+        only seqkit's own files are ever removed."""
         import soundfile as sf
 
         s = self.settings
+        speakers = [
+            hashlib.sha1(f"{s['seed']}-{spk}".encode()).hexdigest()[:8]
+            for spk in range(s["speakers"])
+        ]
+        files = [
+            f"{label}/{speaker}_nohash_{i}.wav"
+            for speaker in speakers
+            for label in s["classes"]
+            for i in range(s["clips_per_speaker"])
+        ]
+        marker = self.root / SYNTH_MARKER
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"settings": s, "files": files, "complete": False}, indent=1))
         rng = np.random.default_rng(s["seed"])
-        files = []
-        for spk in range(s["speakers"]):
-            speaker = hashlib.sha1(f"{s['seed']}-{spk}".encode()).hexdigest()[:8]
+        for speaker in speakers:
             f0, scale = rng.uniform(90.0, 300.0), rng.uniform(0.85, 1.2)
             for label in s["classes"]:
                 (self.root / label).mkdir(parents=True, exist_ok=True)
                 for i in range(s["clips_per_speaker"]):
                     y = synth_clip(label, rng, s["file_sample_rate"], s["seconds"], f0, scale)
-                    rel = f"{label}/{speaker}_nohash_{i}.wav"
-                    sf.write(self.root / rel, y, s["file_sample_rate"], subtype="PCM_16")
-                    files.append(rel)
-        (self.root / SYNTH_MARKER).write_text(
-            json.dumps({"settings": s, "files": files}, indent=1)
-        )
+                    path = self.root / f"{label}/{speaker}_nohash_{i}.wav"
+                    sf.write(path, y, s["file_sample_rate"], subtype="PCM_16")
+        marker.write_text(json.dumps({"settings": s, "files": files, "complete": True}, indent=1))
 
 
 def extract_features(examples, pipeline, progress=None):

@@ -252,27 +252,58 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
     return problems
 
 
-def check_components(recipe: Recipe, build_layers: bool = True) -> list[tuple[str, str]]:
-    problems = check_step(SOURCES, recipe.data.source, "data.source")
-    for i, step in enumerate(recipe.features):
-        problems += check_step(FEATURES, step, f"features[{i}]")
-    if not any(p.startswith("features") for p, _ in problems):
+def _as_step(raw) -> Step | None:
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        try:
+            return Step.model_validate(raw)
+        except ValidationError:
+            return None
+    return None
+
+
+def _get(doc, *keys):
+    for key in keys:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
+
+
+def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, str]]:
+    """Problems of every ``{type: ...}`` step of a recipe dict, valid against the schema or not.
+
+    Working on the raw dict lets schema problems and component problems be reported together.
+    """
+    problems = []
+    source = _as_step(_get(doc, "data", "source"))
+    if source is not None:
+        problems += check_step(SOURCES, source, "data.source")
+    raw_features = doc.get("features") if isinstance(doc.get("features"), list) else []
+    features = [_as_step(raw) for raw in raw_features]
+    for i, step in enumerate(features):
+        if step is not None:
+            problems += check_step(FEATURES, step, f"features[{i}]")
+    if features and all(features) and not any(p.startswith("features") for p, _ in problems):
         from .features import chain_problems
 
-        steps = [FEATURES.get(s.type)(**s.params) for s in recipe.features]
+        steps = [FEATURES.get(s.type)(**s.params) for s in features]
         problems += [
-            (f"features[{i}]", m) for i, m in chain_problems(steps, [s.type for s in recipe.features])
+            (f"features[{i}]", m) for i, m in chain_problems(steps, [s.type for s in features])
         ]
-    for i, step in enumerate(recipe.model.layers):
+    raw_layers = _get(doc, "model", "layers")
+    for i, raw in enumerate(raw_layers if isinstance(raw_layers, list) else []):
+        step = _as_step(raw)
+        if step is None:
+            continue
         problems += check_step(LAYERS, step, f"model.layers[{i}]", build=build_layers)
         if "bidirectional" in step.params and not isinstance(step.params["bidirectional"], bool):
             problems.append(
                 (f"model.layers[{i}].bidirectional", "must be true or false; received "
                  f"{step.params['bidirectional']!r}")
             )
-    problems += check_step(TASKS, recipe.task, "task")
-    opt = recipe.train.optimizer.type
-    if opt not in OPTIMIZERS:
+    task = _as_step(doc.get("task"))
+    if task is not None:
+        problems += check_step(TASKS, task, "task")
+    opt = _get(doc, "train", "optimizer", "type")
+    if isinstance(opt, str) and opt not in OPTIMIZERS:
         problems.append(
             ("train.optimizer.type",
              f"unknown optimizer '{opt}'.{did_you_mean(opt, OPTIMIZERS)} "
@@ -372,11 +403,13 @@ def validate_dict(doc: Any, file: str | None = None, build_layers: bool = True) 
             [("", f"a recipe must be a YAML mapping (data, features, model, task, train); it is {kind}")],
             file=file,
         )
+    recipe, problems = None, []
     try:
         recipe = Recipe.model_validate(doc)
     except ValidationError as exc:
-        raise RecipeError(_pydantic_problems(exc), file=file) from None
-    problems = check_components(recipe, build_layers=build_layers)
+        problems = _pydantic_problems(exc)
+    seen = {path for path, _ in problems}
+    problems += [p for p in check_components(doc, build_layers) if p[0] not in seen]
     if problems:
         raise RecipeError(problems, file=file)
     return recipe

@@ -464,3 +464,19 @@ def test_classification_report_perfect_and_empty():
     empty = classification_report(none, none, ["x", "y"])
     assert empty["accuracy"] == 0.0 and empty["examples"] == 0
     assert empty["confusion_matrix"] == [[0, 0], [0, 0]]
+
+
+def test_synthetic_interrupted_generation_is_redone(tmp_path):
+    root = tmp_path / "s"
+    SyntheticTones(str(root), **SMALL).prepare()
+    marker = root / SYNTH_MARKER
+    made = json.loads(marker.read_text())
+    assert made["complete"] is True and len(made["files"]) == len(list(root.rglob("*.wav")))
+    # Simulate a kill mid-generation: marker says incomplete, one planned file is missing.
+    made["complete"] = False
+    marker.write_text(json.dumps(made))
+    first = root / made["files"][0]
+    first.unlink()
+    SyntheticTones(str(root), **SMALL).prepare()
+    assert first.is_file()
+    assert json.loads(marker.read_text())["complete"] is True

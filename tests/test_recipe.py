@@ -402,3 +402,21 @@ def test_override_index_out_of_range(recipe_file):
 def test_override_without_equals(recipe_file):
     with pytest.raises(RecipeError, match=r"expected KEY=VALUE; received 'train\.epochs'"):
         load_recipe(recipe_file, overrides=["train.epochs"])
+
+
+def test_schema_and_component_problems_are_reported_together(tmp_path):
+    doc = {
+        "data": {"source": {"type": "synthetic_tones", "root": str(tmp_path / "d")}},
+        "features": [{"type": "load"}, {"type": "melspectrogram", "n_fft": 512, "hop_length": 1024}],
+        "model": {"layers": [{"type": "gru", "unitz": 4}]},
+        "task": {"type": "kws"},
+        "train": {"epochz": 3, "batch_size": 0},
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert [p for p, _ in info.value.problems] == [
+        "train.batch_size", "train.epochz", "features[1].hop_length", "model.layers[0].unitz",
+    ]
+    assert "model.layers[0].unitz: unknown parameter; did you mean 'units'?" in str(info.value)
