@@ -35,6 +35,10 @@ PEERS = {
     "keras SimpleRNN": lambda u: keras.layers.SimpleRNN(u),
 }
 
+# The foundation issue's goals: at least 1.5x faster than Keras' GRU with the same equations,
+# and no slower than Keras' reset-after (cuDNN-form) GRU.
+GOALS = {"keras GRU reset_after=False": 1 / 1.5, "keras GRU reset_after=True": 1.0}
+
 
 def build(make_layer, steps, features, units, classes=12):
     keras.utils.set_random_seed(0)
@@ -89,6 +93,11 @@ def main(argv=None):
     for name in names:
         ratio = f"{ours / med[name]:12.2f}" if ours is not None else ""
         print(f"{name:32s} {med[name]:9.1f} {ratio}")
+    for peer, goal in GOALS.items():
+        if ours is not None and peer in med:
+            ratio = ours / med[peer]
+            verdict = "met" if ratio <= goal else "NOT met"
+            print(f"# goal: seqkit / {peer} <= {goal:.3f}: {ratio:.2f} ({verdict})")
     return med
 
 
