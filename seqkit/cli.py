@@ -32,7 +32,9 @@ def _setup_logging(verbosity: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if verbosity < 0 else logging.INFO if verbosity > 0 else logging.WARNING)
+    logger.setLevel(
+        logging.ERROR if verbosity < 0 else logging.INFO if verbosity > 0 else logging.WARNING
+    )
     logger.propagate = False
 
 
@@ -65,7 +67,9 @@ class SeqkitGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=SeqkitGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=SeqkitGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("-v", "--verbose", count=True, help="More diagnostics (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr; no progress bars.")
 @click.version_option(package_name="seqkit", prog_name="seqkit")
@@ -78,12 +82,24 @@ def cli(ctx, verbose, quiet):
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe value, e.g. --set train.epochs=3 (the key must exist).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. --set train.epochs=3 (the key must exist).",
+)
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder to create.")
-@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Where run folders go when --run-dir is not given.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder given by --run-dir.")
+@click.option(
+    "--runs-root",
+    default="runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where run folders go when --run-dir is not given.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing run folder given by --run-dir."
+)
 @click.pass_context
 def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
     """Train RECIPE; print the run folder."""
@@ -146,7 +162,9 @@ def list_(kind):
 @cli.command()
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False))
 @click.argument("audio", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write (default: next to the run).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="PNG to write (default: next to the run)."
+)
 @click.option("--layer", default=None, help="Name of the GRU layer to draw (default: the first).")
 @click.pass_context
 def explain(ctx, run_dir, audio, out, layer):

@@ -47,9 +47,7 @@ def which_set(filename: str, validation_percent: float, test_percent: float) -> 
     base = Path(filename).name
     hash_name = re.sub(r"_nohash_.*$", "", base)
     digest = hashlib.sha1(hash_name.encode("utf-8")).hexdigest()
-    percent = (int(digest, 16) % (MAX_NUM_FILES_PER_CLASS + 1)) * (
-        100.0 / MAX_NUM_FILES_PER_CLASS
-    )
+    percent = (int(digest, 16) % (MAX_NUM_FILES_PER_CLASS + 1)) * (100.0 / MAX_NUM_FILES_PER_CLASS)
     if percent < validation_percent:
         return "validation"
     if percent < validation_percent + test_percent:

@@ -56,7 +56,7 @@ def worked_example_text(check_layer: bool = True) -> str:
     ex = WORKED_EXAMPLE
     m = {k: np.asarray(v, dtype=np.float64) for k, v in ex.items() if k[:2] in ("W_", "U_", "b_")}
     out = [
-        f"The documents' worked example: \"{ex['sentence']}\", hidden size {ex['units']}, h0 = 0.",
+        f'The documents\' worked example: "{ex["sentence"]}", hidden size {ex["units"]}, h0 = 0.',
         "Equations (reset gate before the recurrent product):",
         "  r = s(W_r x + U_r h + b_r);  z = s(W_z x + U_z h + b_z)",
         "  h~ = tanh(W_h x + U_h (r * h) + b_h);  h' = z * h + (1 - z) * h~",
@@ -64,7 +64,7 @@ def worked_example_text(check_layer: bool = True) -> str:
     ]
     steps = worked_example_steps()
     for t, (token, s) in enumerate(zip(ex["tokens"], steps), start=1):
-        out.append(f"Step {t}: x{t} = {_fmt(s['x'])} (\"{token}\"), h{t - 1} = {_fmt(s['h_prev'])}")
+        out.append(f'Step {t}: x{t} = {_fmt(s["x"])} ("{token}"), h{t - 1} = {_fmt(s["h_prev"])}')
         out += _sum_line(m["W_r"], m["U_r"], m["b_r"], s["x"], s["h_prev"], "r")
         out.append(f"  r{t} = sigmoid(...) = {_fmt(s['r'])}")
         out += _sum_line(m["W_z"], m["U_z"], m["b_z"], s["x"], s["h_prev"], "z")
@@ -162,8 +162,14 @@ def plot_gates(run_dir, audio, out=None, layer_name=None) -> Path:
     )
     for ax, key in zip(axes[1:], ("r", "z", "hh", "h")):
         vmin = -1.0 if key in ("hh", "h") else 0.0
-        im = ax.imshow(gates[key][0].T, aspect="auto", origin="lower", vmin=vmin, vmax=1.0,
-                       cmap="coolwarm" if vmin < 0 else "viridis")
+        im = ax.imshow(
+            gates[key][0].T,
+            aspect="auto",
+            origin="lower",
+            vmin=vmin,
+            vmax=1.0,
+            cmap="coolwarm" if vmin < 0 else "viridis",
+        )
         ax.set_ylabel(f"{GATE_NAMES[key]}\nunit")
         fig.colorbar(im, ax=ax, pad=0.01)
     axes[-1].set_xlabel("frame")

@@ -289,7 +289,10 @@ def chain_problems(steps: Sequence[FeatureStep], names: Sequence[str]) -> list[t
         if kind not in step.accepts:
             before = f"step {i - 1} ({names[i - 1]})" if i else "the file name"
             problems.append(
-                (i, f"'{name}' takes {' or '.join(step.accepts)} but receives {kind} from {before}.")
+                (
+                    i,
+                    f"'{name}' takes {' or '.join(step.accepts)} but receives {kind} from {before}.",
+                )
             )
         kind = step.produces
     if kind != FRAMES and not problems:

@@ -141,7 +141,10 @@ def _model_at(loc) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+        if (
+            not (isinstance(cls, type) and issubclass(cls, BaseModel))
+            or part not in cls.model_fields
+        ):
             return None
         cls = cls.model_fields[part].annotation
         while typing.get_origin(cls) in (list, typing.Union, type(int | None)):
@@ -158,12 +161,16 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
             parent = _model_at(loc[:-1])
             fields = list(parent.model_fields) if parent else []
             hint = did_you_mean(loc[-1], fields).strip()
-            hint = f"; {hint[0].lower()}{hint[1:]}" if hint else f"; known keys: {', '.join(fields)}"
+            hint = (
+                f"; {hint[0].lower()}{hint[1:]}" if hint else f"; known keys: {', '.join(fields)}"
+            )
             problems.append((path, f"unknown key{hint}"))
         elif kind == "missing":
             problems.append((path, "required key is missing"))
         elif kind == "model_type" or kind.endswith("_type") and isinstance(e.get("input"), dict):
-            problems.append((path, f"{e['msg'][0].lower()}{e['msg'][1:]}; received {e.get('input')!r}"))
+            problems.append(
+                (path, f"{e['msg'][0].lower()}{e['msg'][1:]}; received {e.get('input')!r}")
+            )
         else:
             msg = e["msg"]
             msg = msg[0].lower() + msg[1:]
@@ -237,8 +244,10 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
         for key in params:
             if key not in accepted:
                 hint = did_you_mean(key, accepted).strip()
-                hint = f"; {hint[0].lower()}{hint[1:]}" if hint else (
-                    f"; {registry.kind} '{step.type}' takes: {', '.join(accepted)}"
+                hint = (
+                    f"; {hint[0].lower()}{hint[1:]}"
+                    if hint
+                    else (f"; {registry.kind} '{step.type}' takes: {', '.join(accepted)}")
                 )
                 problems.append((f"{path}.{key}", f"unknown parameter{hint}"))
     if problems or not build:
@@ -296,8 +305,10 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
         problems += check_step(LAYERS, step, f"model.layers[{i}]", build=build_layers)
         if "bidirectional" in step.params and not isinstance(step.params["bidirectional"], bool):
             problems.append(
-                (f"model.layers[{i}].bidirectional", "must be true or false; received "
-                 f"{step.params['bidirectional']!r}")
+                (
+                    f"model.layers[{i}].bidirectional",
+                    f"must be true or false; received {step.params['bidirectional']!r}",
+                )
             )
     task = _as_step(doc.get("task"))
     if task is not None:
@@ -305,9 +316,11 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
     opt = _get(doc, "train", "optimizer", "type")
     if isinstance(opt, str) and opt not in OPTIMIZERS:
         problems.append(
-            ("train.optimizer.type",
-             f"unknown optimizer '{opt}'.{did_you_mean(opt, OPTIMIZERS)} "
-             f"Available: {', '.join(OPTIMIZERS)}.")
+            (
+                "train.optimizer.type",
+                f"unknown optimizer '{opt}'.{did_you_mean(opt, OPTIMIZERS)} "
+                f"Available: {', '.join(OPTIMIZERS)}.",
+            )
         )
     return problems
 
@@ -400,7 +413,12 @@ def validate_dict(doc: Any, file: str | None = None, build_layers: bool = True) 
     if not isinstance(doc, dict):
         kind = "empty" if doc is None else f"a {type(doc).__name__}"
         raise RecipeError(
-            [("", f"a recipe must be a YAML mapping (data, features, model, task, train); it is {kind}")],
+            [
+                (
+                    "",
+                    f"a recipe must be a YAML mapping (data, features, model, task, train); it is {kind}",
+                )
+            ],
             file=file,
         )
     recipe, problems = None, []
@@ -415,7 +433,9 @@ def validate_dict(doc: Any, file: str | None = None, build_layers: bool = True) 
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None, build_layers: bool = True) -> Recipe:
+def load_recipe(
+    path: str | Path, overrides: list[str] | None = None, build_layers: bool = True
+) -> Recipe:
     """Read, validate and return a recipe, with ``--set KEY=VALUE`` overrides applied.
 
     Raises RecipeError listing every problem found, each with the file and dotted path.

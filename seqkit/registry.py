@@ -144,7 +144,10 @@ class Registry:
             if existing is not None:
                 log.warning(
                     "Ignoring %s '%s' from %s: the name is already taken by %s.",
-                    self.kind, ep.name, source, existing.source,
+                    self.kind,
+                    ep.name,
+                    source,
+                    existing.source,
                 )
                 continue
             self._entries[ep.name] = Entry(ep.name, ep.value, source, is_plugin=True)
@@ -182,8 +185,7 @@ class Registry:
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(
-            f"{n} ({e.source})" if e.is_plugin else n
-            for n, e in sorted(self._entries.items())
+            f"{n} ({e.source})" if e.is_plugin else n for n, e in sorted(self._entries.items())
         )
         return (
             f"Unknown {self.kind} '{name}'.{did_you_mean(name, self._entries)} "

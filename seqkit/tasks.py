@@ -28,7 +28,11 @@ class KeywordSpotting:
             raise ParameterError(
                 f"`pooling` must be one of {', '.join(POOLINGS)}; received {pooling!r}."
             )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0 <= dropout < 1
+        ):
             raise ParameterError(f"`dropout` must be in [0, 1); received {dropout!r}.")
         self.pooling = pooling
         self.dropout = float(dropout)
@@ -42,8 +46,10 @@ class KeywordSpotting:
         import keras
 
         if len(x.shape) == 3:
-            pool = keras.layers.GlobalMaxPooling1D if self.pooling == "max" else (
-                keras.layers.GlobalAveragePooling1D
+            pool = (
+                keras.layers.GlobalMaxPooling1D
+                if self.pooling == "max"
+                else (keras.layers.GlobalAveragePooling1D)
             )
             x = pool(name="pool")(x)
         if self.dropout:

@@ -82,7 +82,15 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("seqkit", "keras", "tensorflow", "tensorflow-cpu", "librosa", "numpy", "soundfile"):
+    for dist in (
+        "seqkit",
+        "keras",
+        "tensorflow",
+        "tensorflow-cpu",
+        "librosa",
+        "numpy",
+        "soundfile",
+    ):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

@@ -17,8 +17,12 @@ def invoke(*args):
 
 def folder_recipe(tmp_path, root):
     doc = tiny_recipe(root)
-    doc["data"]["source"] = {"type": "folder", "root": str(root), "validation_percent": 30,
-                             "test_percent": 0}
+    doc["data"]["source"] = {
+        "type": "folder",
+        "root": str(root),
+        "validation_percent": 30,
+        "test_percent": 0,
+    }
     return write_recipe(tmp_path / "folder.yaml", doc)
 
 
@@ -71,14 +75,16 @@ def test_missing_recipe_and_unknown_override(tiny, tmp_path):
     path, _ = tiny
     result = invoke("validate", path, "--set", "train.epochz=3")
     assert result.exit_code == 2
-    assert "--set train.epochz: 'train.epochz' does not exist in the recipe. Did you mean 'epochs'?" in (
-        result.stderr
+    assert (
+        "--set train.epochz: 'train.epochz' does not exist in the recipe. Did you mean 'epochs'?"
+        in (result.stderr)
     )
 
 
 def test_missing_data_folder_exits_1(tmp_path):
-    result = invoke("train", folder_recipe(tmp_path, tmp_path / "absent"), "--runs-root",
-                    tmp_path / "runs")
+    result = invoke(
+        "train", folder_recipe(tmp_path, tmp_path / "absent"), "--runs-root", tmp_path / "runs"
+    )
     assert result.exit_code == 1
     assert f"Data folder '{tmp_path / 'absent'}' does not exist" in result.stderr
     run = next((tmp_path / "runs").iterdir())
@@ -160,7 +166,10 @@ def test_explain_prints_the_worked_example_and_the_slips():
     result = invoke("explain")
     assert result.exit_code == 0
     out = result.stdout
-    assert "h1 = z1 * h0 + (1 - z1) * h~1 = [0.0000, 0.0000] + [0.1680, 0.2357] = [0.1680, 0.2357]" in out
+    assert (
+        "h1 = z1 * h0 + (1 - z1) * h~1 = [0.0000, 0.0000] + [0.1680, 0.2357] = [0.1680, 0.2357]"
+        in out
+    )
     assert "h~3 = tanh(...)" in out and "[0.4504, 0.5229]" in out
     assert "update gate z: printed [0.655, 0.71], the equations give [0.6365, 0.6479]" in out
     assert "state h: printed [0.155, 0.191], the equations give [0.1680, 0.2357]" in out
@@ -189,7 +198,9 @@ def test_console_script_help_lists_exit_codes_and_keeps_stderr_clean():
     )
     result = subprocess.run(
         [sys.executable, "-m", "seqkit", "validate", "recipes/quickstart.yaml"],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # TensorFlow's start-up lines are kept out

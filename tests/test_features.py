@@ -135,13 +135,18 @@ def test_load_nan_samples(tmp_path, bad):
     y[100] = bad
     path = tmp_path / "nan.wav"
     sf.write(path, y, 16000, subtype="FLOAT")
-    with pytest.raises(DataError, match=re.escape(f"{path}: the file holds NaN or infinite samples")):
+    with pytest.raises(
+        DataError, match=re.escape(f"{path}: the file holds NaN or infinite samples")
+    ):
         Load(sample_rate=16000)(path)
 
 
 @pytest.mark.parametrize("value", [0, -16000, 16000.0, True, "16k"])
 def test_load_bad_sample_rate(value):
-    with pytest.raises(ParameterError, match=re.escape(f"`sample_rate` must be a positive integer; received {value!r}.")):
+    with pytest.raises(
+        ParameterError,
+        match=re.escape(f"`sample_rate` must be a positive integer; received {value!r}."),
+    ):
         Load(sample_rate=value)
 
 
@@ -173,7 +178,9 @@ def test_fix_length_exact_is_unchanged(audio16k):
     np.testing.assert_array_equal(FixLength(seconds=0.5)(audio16k, 16000), audio16k)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"seconds": 0}, "seconds"), ({"samples": -1}, "samples")])
+@pytest.mark.parametrize(
+    "kwargs, name", [({"seconds": 0}, "seconds"), ({"samples": -1}, "samples")]
+)
 def test_fix_length_bad_params(kwargs, name):
     with pytest.raises(ParameterError, match=rf"`{name}` must be a positive .*; received -?\d"):
         FixLength(**kwargs)
@@ -196,8 +203,14 @@ def test_melspectrogram_defaults_and_options_equal_librosa(audio16k):
     step = MelSpectrogram(win_length=256, power=1.0, center=False)
     out = step(audio16k, 16000)
     ref = librosa.feature.melspectrogram(
-        y=audio16k, sr=16000, n_fft=512, hop_length=160, win_length=256, n_mels=40,
-        power=1.0, center=False,
+        y=audio16k,
+        sr=16000,
+        n_fft=512,
+        hop_length=160,
+        win_length=256,
+        n_mels=40,
+        power=1.0,
+        center=False,
     ).T
     assert out.shape == ref.shape
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-8)
@@ -231,7 +244,10 @@ def test_mfcc_from_log_mel_frames_equals_librosa(audio16k):
 
 def test_mfcc_more_coefficients_than_mels(audio16k):
     logmel = np.zeros((10, 8), dtype=np.float32)
-    with pytest.raises(ParameterError, match=r"`n_mfcc` must be <= the number of input features \(8\); received 13\."):
+    with pytest.raises(
+        ParameterError,
+        match=r"`n_mfcc` must be <= the number of input features \(8\); received 13\.",
+    ):
         MFCC(n_mfcc=13)(logmel, 16000)
 
 
@@ -248,7 +264,9 @@ def test_deltas_equal_librosa(order, width):
 
 
 def test_deltas_too_few_frames():
-    with pytest.raises(ParameterError, match=r"`width` \(9\) must be <= the number of frames \(5\)"):
+    with pytest.raises(
+        ParameterError, match=r"`width` \(9\) must be <= the number of frames \(5\)"
+    ):
         Deltas(width=9)(np.zeros((5, 3), dtype=np.float32), 16000)
 
 
@@ -256,37 +274,50 @@ def test_deltas_too_few_frames():
 
 
 def test_hop_length_above_n_fft():
-    with pytest.raises(ParameterError, match=re.escape("`hop_length` must be <= `n_fft` (512); received 1024.")):
+    with pytest.raises(
+        ParameterError, match=re.escape("`hop_length` must be <= `n_fft` (512); received 1024.")
+    ):
         MelSpectrogram(n_fft=512, hop_length=1024)
 
 
 def test_win_length_above_n_fft():
-    with pytest.raises(ParameterError, match=re.escape("`win_length` must be <= `n_fft` (400); received 512.")):
+    with pytest.raises(
+        ParameterError, match=re.escape("`win_length` must be <= `n_fft` (400); received 512.")
+    ):
         MelSpectrogram(n_fft=400, win_length=512)
 
 
 @pytest.mark.parametrize("step", [MelSpectrogram, MFCC])
 def test_n_mels_zero(step):
-    with pytest.raises(ParameterError, match=re.escape("`n_mels` must be a positive integer; received 0.")):
+    with pytest.raises(
+        ParameterError, match=re.escape("`n_mels` must be a positive integer; received 0.")
+    ):
         step(n_mels=0)
 
 
 @pytest.mark.parametrize("step", [MelSpectrogram, MFCC])
 def test_fmax_above_nyquist_at_call_time(step, audio16k):
     s = step(fmax=10000)  # fine until the sample rate is known
-    with pytest.raises(ParameterError, match=re.escape("`fmax` must be <= half the sample rate (8000 Hz); received 10000.")):
+    with pytest.raises(
+        ParameterError,
+        match=re.escape("`fmax` must be <= half the sample rate (8000 Hz); received 10000."),
+    ):
         s(audio16k, 16000)
     assert s(audio16k, 22050).shape[1] > 0  # 10 kHz is below 11.025 kHz
 
 
 def test_fmax_not_above_fmin():
-    with pytest.raises(ParameterError, match=r"`fmax` must be > `fmin` \(300\.0\); received 200\.0\."):
+    with pytest.raises(
+        ParameterError, match=r"`fmax` must be > `fmin` \(300\.0\); received 200\.0\."
+    ):
         MelSpectrogram(fmin=300, fmax=200)
 
 
 @pytest.mark.parametrize("width", [4, 8, 1])
 def test_deltas_width_even_or_small(width):
-    with pytest.raises(ParameterError, match=re.escape(f"`width` must be an odd integer >= 3; received {width}.")):
+    with pytest.raises(
+        ParameterError, match=re.escape(f"`width` must be an odd integer >= 3; received {width}.")
+    ):
         Deltas(width=width)
 
 
@@ -310,7 +341,9 @@ def test_mfcc_param_errors(kwargs, message):
 
 
 def test_power_to_db_param_error():
-    with pytest.raises(ParameterError, match=re.escape("`top_db` must be a positive number; received -80.")):
+    with pytest.raises(
+        ParameterError, match=re.escape("`top_db` must be a positive number; received -80.")
+    ):
         PowerToDb(top_db=-80)
 
 
@@ -318,12 +351,16 @@ def test_power_to_db_param_error():
 
 
 def test_pipeline_chain_error_mfcc_before_load():
-    with pytest.raises(ParameterError, match=r"'mfcc' takes audio or frames but receives path from the file name"):
+    with pytest.raises(
+        ParameterError, match=r"'mfcc' takes audio or frames but receives path from the file name"
+    ):
         FeaturePipeline([MFCC(), Load()], ["mfcc", "load"])
 
 
 def test_pipeline_chain_error_ends_with_audio():
-    with pytest.raises(ParameterError, match=r"must end in a step that makes frames .*ends with audio"):
+    with pytest.raises(
+        ParameterError, match=r"must end in a step that makes frames .*ends with audio"
+    ):
         FeaturePipeline([Load(), FixLength()])
 
 
@@ -351,14 +388,25 @@ def test_quickstart_pipeline_shape(tmp_path):
 
 
 def test_pipeline_equals_steps_by_hand(wav):
-    steps = [Load(16000), FixLength(1.0), MelSpectrogram(**MEL_KW), PowerToDb(), MFCC(n_mfcc=13), Deltas(order=2)]
+    steps = [
+        Load(16000),
+        FixLength(1.0),
+        MelSpectrogram(**MEL_KW),
+        PowerToDb(),
+        MFCC(n_mfcc=13),
+        Deltas(order=2),
+    ]
     out = FeaturePipeline(steps)(wav)
     y = librosa.resample(sf.read(wav)[0], orig_sr=FILE_SR, target_sr=16000)
     y = librosa.util.fix_length(y, size=16000)
     S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=16000, **MEL_KW))
     m = librosa.feature.mfcc(S=S, n_mfcc=13)
     ref = np.concatenate(
-        [m, librosa.feature.delta(m, order=1, mode="interp"), librosa.feature.delta(m, order=2, mode="interp")]
+        [
+            m,
+            librosa.feature.delta(m, order=1, mode="interp"),
+            librosa.feature.delta(m, order=2, mode="interp"),
+        ]
     ).T
     assert out.shape == ref.shape == (101, 39)
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-2)
@@ -366,7 +414,13 @@ def test_pipeline_equals_steps_by_hand(wav):
 
 @pytest.mark.parametrize("res_type", ["soxr_hq", "soxr_lq", "polyphase"])
 def test_from_audio_equals_file_path(wav, res_type):
-    steps = [Load(16000, res_type=res_type), FixLength(1.0), MelSpectrogram(**MEL_KW), PowerToDb(), MFCC()]
+    steps = [
+        Load(16000, res_type=res_type),
+        FixLength(1.0),
+        MelSpectrogram(**MEL_KW),
+        PowerToDb(),
+        MFCC(),
+    ]
     pipeline = FeaturePipeline(steps)
     from_file = pipeline(wav)
     y, sr = sf.read(wav, dtype="float32")

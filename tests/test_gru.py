@@ -141,6 +141,7 @@ def test_worked_example_weights_are_in_keras_layout():
     kernel, recurrent_kernel, bias = worked_example.keras_weights()
     assert kernel.dtype == recurrent_kernel.dtype == bias.dtype == np.float32
     assert kernel.shape == (3, 6) and recurrent_kernel.shape == (2, 6) and bias.shape == (6,)
+
     # Gate order z, r, h; the documents' W (units, inputs) transposed to (inputs, units).
     def f32(rows):
         return np.array(rows, dtype="float32")
@@ -454,9 +455,7 @@ def test_keras_published_masking():
     _close(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2])
     _close(output[1], [[0.16051409] * 2] * 3 + [[0.30818558] * 2])
 
-    output = _constant_gru(2, return_sequences=True, zero_output_for_mask=True)(
-        sequence, mask=mask
-    )
+    output = _constant_gru(2, return_sequences=True, zero_output_for_mask=True)(sequence, mask=mask)
     _close(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0, 0.0], [0.19393763] * 2])
     _close(output[1], [[0.16051409] * 2, [0.0, 0.0], [0.0, 0.0], [0.30818558] * 2])
 

@@ -70,7 +70,12 @@ def test_minimal_recipe_loads_with_defaults(tmp_path):
     assert recipe.model.normalize is True
     assert recipe.model.layers[0].type == "gru"
     assert recipe.model.layers[0].params == {"units": 16}
-    assert [s.type for s in recipe.features] == ["load", "fix_length", "melspectrogram", "power_to_db"]
+    assert [s.type for s in recipe.features] == [
+        "load",
+        "fix_length",
+        "melspectrogram",
+        "power_to_db",
+    ]
     assert recipe.data.source.params == {"root": "data/words"}
 
 
@@ -79,9 +84,7 @@ def test_validate_dict_returns_recipe():
     assert recipe.task.type == "kws"
 
 
-@pytest.mark.parametrize(
-    "path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
     recipe = load_recipe(path)
     assert recipe.features and recipe.model.layers
@@ -94,8 +97,14 @@ def test_shipped_recipes_exist():
 def test_to_yaml_round_trip(tmp_path):
     doc = minimal()
     doc["name"] = "round-trip"
-    doc["train"] = {"epochs": 4, "optimizer": {"type": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}}
-    doc["model"]["layers"] = [{"type": "gru", "units": 8, "bidirectional": True}, {"type": "dense", "units": 4}]
+    doc["train"] = {
+        "epochs": 4,
+        "optimizer": {"type": "sgd", "learning_rate": 0.01, "clipnorm": 1.0},
+    }
+    doc["model"]["layers"] = [
+        {"type": "gru", "units": 8, "bidirectional": True},
+        {"type": "dense", "units": 4},
+    ]
     recipe = load_recipe(write(tmp_path, doc))
     dumped = write(tmp_path, recipe.to_yaml(), "dumped.yaml")
     again = load_recipe(dumped)
@@ -158,7 +167,9 @@ def test_unknown_feature_step_type(tmp_path):
 def test_unknown_optimizer_did_you_mean(tmp_path):
     doc = minimal()
     doc["train"] = {"optimizer": {"type": "adamm"}}
-    with pytest.raises(RecipeError, match=r"unknown optimizer 'adamm'\. Did you mean 'adam'\?") as ei:
+    with pytest.raises(
+        RecipeError, match=r"unknown optimizer 'adamm'\. Did you mean 'adam'\?"
+    ) as ei:
         load_recipe(write(tmp_path, doc))
     assert problem_paths(ei.value) == ["train.optimizer.type"]
     assert "Available: adam, adamw" in problem(ei.value, "train.optimizer.type")
@@ -167,7 +178,9 @@ def test_unknown_optimizer_did_you_mean(tmp_path):
 def test_unknown_nested_key_did_you_mean(tmp_path):
     doc = minimal()
     doc["train"] = {"epochz": 3}
-    with pytest.raises(RecipeError, match=r"train\.epochz: unknown key; did you mean 'epochs'\?") as ei:
+    with pytest.raises(
+        RecipeError, match=r"train\.epochz: unknown key; did you mean 'epochs'\?"
+    ) as ei:
         load_recipe(write(tmp_path, doc))
     assert problem_paths(ei.value) == ["train.epochz"]
 
@@ -191,7 +204,8 @@ def test_hop_length_above_n_fft_points_at_hop_length(tmp_path):
     doc = minimal()
     doc["features"][2] = {"type": "melspectrogram", "n_fft": 512, "hop_length": 1024}
     with pytest.raises(
-        RecipeError, match=r"features\[2\]\.hop_length: .*must be <= `n_fft` \(512\); received 1024\."
+        RecipeError,
+        match=r"features\[2\]\.hop_length: .*must be <= `n_fft` \(512\); received 1024\.",
     ) as ei:
         load_recipe(write(tmp_path, doc))
     # the path names the parameter the message is about, not the other one it mentions
@@ -220,7 +234,9 @@ def test_feature_n_mels_zero(tmp_path):
 def test_pydantic_bound_error(tmp_path):
     doc = minimal()
     doc["train"] = {"epochs": 0}
-    with pytest.raises(RecipeError, match=r"train\.epochs: input should be greater than or equal to 1; received 0") as ei:
+    with pytest.raises(
+        RecipeError, match=r"train\.epochs: input should be greater than or equal to 1; received 0"
+    ) as ei:
         load_recipe(write(tmp_path, doc))
     assert problem_paths(ei.value) == ["train.epochs"]
 
@@ -234,13 +250,18 @@ def test_feature_chain_error_mfcc_before_load(tmp_path):
     ) as ei:
         load_recipe(write(tmp_path, doc))
     assert problem_paths(ei.value)[0] == "features[0]"
-    assert problem(ei.value, "features[1]") == "'load' takes path but receives frames from step 0 (mfcc)."
+    assert (
+        problem(ei.value, "features[1]")
+        == "'load' takes path but receives frames from step 0 (mfcc)."
+    )
 
 
 def test_feature_chain_must_end_in_frames(tmp_path):
     doc = minimal()
     doc["features"] = [{"type": "load"}, {"type": "fix_length"}]
-    with pytest.raises(RecipeError, match=r"must end in a step that makes frames.*ends with audio") as ei:
+    with pytest.raises(
+        RecipeError, match=r"must end in a step that makes frames.*ends with audio"
+    ) as ei:
         load_recipe(write(tmp_path, doc))
     assert problem_paths(ei.value) == ["features[1]"]
 
@@ -376,7 +397,8 @@ def test_override_several_and_nested(recipe_file):
 
 def test_override_unknown_key_did_you_mean(recipe_file):
     with pytest.raises(
-        RecipeError, match=r"--set train\.epochz: 'train\.epochz' does not exist in the recipe\. Did you mean 'epochs'\?"
+        RecipeError,
+        match=r"--set train\.epochz: 'train\.epochz' does not exist in the recipe\. Did you mean 'epochs'\?",
     ) as ei:
         load_recipe(recipe_file, overrides=["train.epochz=3"])
     assert problem_paths(ei.value) == ["--set train.epochz"]
@@ -407,7 +429,10 @@ def test_override_without_equals(recipe_file):
 def test_schema_and_component_problems_are_reported_together(tmp_path):
     doc = {
         "data": {"source": {"type": "synthetic_tones", "root": str(tmp_path / "d")}},
-        "features": [{"type": "load"}, {"type": "melspectrogram", "n_fft": 512, "hop_length": 1024}],
+        "features": [
+            {"type": "load"},
+            {"type": "melspectrogram", "n_fft": 512, "hop_length": 1024},
+        ],
         "model": {"layers": [{"type": "gru", "unitz": 4}]},
         "task": {"type": "kws"},
         "train": {"epochz": 3, "batch_size": 0},
@@ -417,6 +442,9 @@ def test_schema_and_component_problems_are_reported_together(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     assert [p for p, _ in info.value.problems] == [
-        "train.batch_size", "train.epochz", "features[1].hop_length", "model.layers[0].unitz",
+        "train.batch_size",
+        "train.epochz",
+        "features[1].hop_length",
+        "model.layers[0].unitz",
     ]
     assert "model.layers[0].unitz: unknown parameter; did you mean 'units'?" in str(info.value)

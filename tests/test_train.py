@@ -27,8 +27,15 @@ def run(tmp_path_factory):
 def test_run_folder_holds_every_file(run):
     path, _ = run
     names = {p.name for p in path.iterdir()}
-    assert {"run.json", "recipe.yaml", "labels.txt", "model.keras", "metrics.json",
-            "history.csv", "logs"} <= names
+    assert {
+        "run.json",
+        "recipe.yaml",
+        "labels.txt",
+        "model.keras",
+        "metrics.json",
+        "history.csv",
+        "logs",
+    } <= names
     info = json.loads((path / "run.json").read_text())
     assert info["status"] == "completed"
     assert {"python", "keras", "librosa", "numpy", "keras_backend"} <= set(info["versions"])
@@ -127,8 +134,7 @@ def test_explain_draws_gates_that_match_the_layer(run, tmp_path):
 
 
 def test_the_pipeline_learns(tmp_path):
-    doc = tiny_recipe(tmp_path / "data", layer={"type": "gru", "units": 16}, epochs=25,
-                      speakers=16)
+    doc = tiny_recipe(tmp_path / "data", layer={"type": "gru", "units": 16}, epochs=25, speakers=16)
     doc["train"]["optimizer"] = {"type": "adam", "learning_rate": 0.01}
     path = train(validate_dict(doc), run_dir=tmp_path / "run", verbose=0)
     metrics = json.loads((path / "metrics.json").read_text())
@@ -164,6 +170,7 @@ def test_plugin_layer_recipe_trains_and_reloads_in_a_fresh_process(tmp_path):
         "m = Run(sys.argv[1]).model\n"
         "print(type(m.layers[2]).__module__, m.layers[2].cell.units)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], check=True, capture_output=True, text=True
+    ).stdout
     assert out.split() == ["seqkit_example.layers", "6"]

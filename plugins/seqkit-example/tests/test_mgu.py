@@ -17,7 +17,6 @@ import pytest
 seqkit_example = pytest.importorskip("seqkit_example")
 
 import keras  # noqa: E402
-
 from seqkit_example.layers import MGU, MGUCell  # noqa: E402
 
 
