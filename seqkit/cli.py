@@ -139,7 +139,10 @@ def validate(ctx, recipe, overrides):
     _import_keras(ctx)
     from .recipe import load_recipe
 
+    from .train import check_recipe
+
     r = load_recipe(recipe, list(overrides))
+    check_recipe(r, recipe)
     layers = ", ".join(s.type for s in r.model.layers)
     click.echo(
         f"{recipe}: valid ({r.data.source.type} -> {len(r.features)} feature steps -> "

@@ -269,8 +269,8 @@ class Deltas(FeatureStep):
 
         if x.shape[0] < self.width:
             raise ParameterError(
-                f"`width` ({self.width}) must be <= the number of frames ({x.shape[0]}); "
-                "use a smaller width or longer clips."
+                f"`width` must be <= the number of frames ({x.shape[0]}); received "
+                f"{self.width}. Use a smaller width or longer clips."
             )
         parts = [x] + [
             librosa.feature.delta(x.T, order=o, width=self.width, mode="interp").T

@@ -23,6 +23,7 @@ problems are reported together, each as ``FILE: dotted.path: message``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import typing
@@ -167,10 +168,10 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
             problems.append((path, f"unknown key{hint}"))
         elif kind == "missing":
             problems.append((path, "required key is missing"))
-        elif kind == "model_type" or kind.endswith("_type") and isinstance(e.get("input"), dict):
-            problems.append(
-                (path, f"{e['msg'][0].lower()}{e['msg'][1:]}; received {e.get('input')!r}")
-            )
+        elif kind == "model_type":
+            model = _model_at(loc)
+            keys = ", ".join(model.model_fields) if model and model is not Step else "type, ..."
+            problems.append((path, f"must be a mapping ({keys}); received {e.get('input')!r}"))
         else:
             msg = e["msg"]
             msg = msg[0].lower() + msg[1:]
@@ -215,7 +216,7 @@ def accepted_params(registry, obj) -> list[str]:
     return names
 
 
-def _message_for(exc: BaseException, params: dict) -> tuple[str, str]:
+def param_message(exc: BaseException, params) -> tuple[str, str]:
     """Split a component's error into (parameter suffix for the path, message)."""
     text = str(exc).strip()
     # The parameter a message starts with is the one it is about ("`hop_length` must be <=
@@ -228,6 +229,75 @@ def _message_for(exc: BaseException, params: dict) -> tuple[str, str]:
             if pattern in text:
                 return f".{name}", text
     return "", text
+
+
+# Types of the Keras layer arguments a recipe commonly sets (Keras' classes carry no annotations).
+KERAS_PARAM_TYPES = {
+    "units": int, "filters": int, "kernel_size": int, "rate": float, "dropout": float,
+    "recurrent_dropout": float, "return_sequences": bool, "return_state": bool,
+    "go_backwards": bool, "stateful": bool, "unroll": bool, "use_bias": bool,
+    "reset_after": bool, "activation": str | None, "recurrent_activation": str | None,
+    "name": str, "trainable": bool, "seed": int | None, "bidirectional": bool,
+}  # fmt: skip
+
+
+def param_types(registry, obj) -> dict[str, Any]:
+    """Annotated parameter types of a component (Keras layers: ``KERAS_PARAM_TYPES``)."""
+    if registry is LAYERS and _is_keras_layer(obj):
+        names = accepted_params(registry, obj)
+        return {n: t for n, t in KERAS_PARAM_TYPES.items() if n in names}
+    target = obj.__init__ if isinstance(obj, type) else obj
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations in a plugin: skip type checks
+        return {}
+    hints.pop("return", None)
+    return hints
+
+
+@functools.lru_cache(maxsize=256)
+def _adapter(annotation):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(annotation)
+
+
+def _type_name(annotation) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    args = typing.get_args(annotation)
+    if annotation in names:
+        return names[annotation]
+    if typing.get_origin(annotation) is list and args:
+        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if args:
+        parts = [("null" if a is type(None) else _type_name(a)) for a in args]
+        return " or ".join(parts)
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _type_problems(registry, obj, params, path) -> list[tuple[str, str]]:
+    problems = []
+    types = param_types(registry, obj)
+    for key, value in params.items():
+        ann = types.get(key)
+        if ann is None or ann is Any:
+            continue
+        try:
+            _adapter(ann).validate_python(value, strict=True)
+        except ValidationError as exc:
+            loc = exc.errors()[0]["loc"]
+            where = f"{path}.{key}" + "".join(f"[{i}]" for i in loc if isinstance(i, int))
+            bad = value
+            for i in loc:
+                if isinstance(i, int) and isinstance(bad, list) and i < len(bad):
+                    bad = bad[i]
+            msg = f"must be {_type_name(ann)}; received {value!r}"
+            if isinstance(bad, bool) and ann is not bool:
+                msg += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it: 'yes')"
+            problems.append((where, msg))
+        except Exception:  # an annotation pydantic cannot check (a plugin's own class)
+            continue
+    return problems
 
 
 def check_step(registry, step: Step, path: str, build: bool = True) -> list[tuple[str, str]]:
@@ -250,13 +320,14 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
                     else (f"; {registry.kind} '{step.type}' takes: {', '.join(accepted)}")
                 )
                 problems.append((f"{path}.{key}", f"unknown parameter{hint}"))
+    problems += _type_problems(registry, obj, params, path)
     if problems or not build:
         return problems
     kwargs = {k: v for k, v in params.items() if k not in LAYER_WRAPPER_KEYS}
     try:
         obj(**kwargs)
     except (ValueError, TypeError, KeyError, SeqkitError) as exc:
-        suffix, text = _message_for(exc, kwargs)
+        suffix, text = param_message(exc, kwargs)
         problems.append((f"{path}{suffix}", text))
     return problems
 
@@ -328,6 +399,24 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
 # -- loading -------------------------------------------------------------------------------------
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags) that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping (first at line "
+                    f"{seen[key] + 1}); the second would silently replace the first",
+                    key_node.start_mark,
+                )
+            if isinstance(key, str):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -337,7 +426,7 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError([("", f"cannot be read ({exc})")], file=str(path)) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -345,40 +434,71 @@ def read_yaml(path: str | Path) -> Any:
         raise RecipeError([("", f"not valid YAML: {where}{problem}")], file=str(path)) from exc
 
 
+def _schema_leaves(cls=None, prefix="") -> list[str]:
+    """Dotted paths of every setting the schema knows (``train.optimizer.learning_rate``)."""
+    cls = cls or Recipe
+    out = []
+    for name, field in cls.model_fields.items():
+        ann = field.annotation
+        path = f"{prefix}{name}"
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and ann is not Step:
+            out += _schema_leaves(ann, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def _allowed_keys(node: dict, parts) -> list[str]:
+    allowed = list(node)
+    model = _model_at(parts)
+    if model is not None and model is not Step:
+        allowed += [k for k in model.model_fields if k not in allowed]
+    registry = _registry_for(parts)
+    if registry is not None and isinstance(node.get("type"), str) and node["type"] in registry:
+        allowed += accepted_params(registry, registry.get(node["type"]))
+    return allowed
+
+
 def _set_path(doc: dict, path: str, value: Any) -> str | None:
-    """Apply one override; return an error message or None."""
+    """Apply one override to a raw recipe dict; return an error message or None.
+
+    A key may be set when the recipe has it, when the schema has it (a default not written in
+    the file), or when it is a parameter of that step's component.
+    """
     try:
         parts = parse_path(path)
     except ValueError:
         return "not a dotted key path (e.g. train.epochs or model.layers[0].units)"
     node: Any = doc
-    for i, part in enumerate(parts[:-1]):
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
         here = format_path(parts[: i + 1])
+        if isinstance(node, list) and isinstance(part, str) and part.isdigit():
+            part = parts[i] = int(part)  # model.layers.0.units means model.layers[0].units
         if isinstance(part, int):
             if not isinstance(node, list) or not -len(node) <= part < len(node):
-                return f"'{here}' does not exist in the recipe"
+                size = f" (it has {len(node)} entries)" if isinstance(node, list) else ""
+                return f"'{here}' does not exist in the recipe{size}"
+            if last:
+                node[part] = value
+                return None
             node = node[part]
-        else:
-            if not isinstance(node, dict) or part not in node:
-                keys = list(node) if isinstance(node, dict) else []
-                return f"'{here}' does not exist in the recipe.{did_you_mean(part, keys)}"
-            node = node[part]
-    last = parts[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or not -len(node) <= last < len(node):
-            return f"'{path}' does not exist in the recipe"
-        node[last] = value
-        return None
-    if not isinstance(node, dict):
-        return f"'{path}' does not exist in the recipe"
-    if last not in node:
-        allowed = list(node)
-        registry = _registry_for(parts)
-        if registry is not None and "type" in node and node["type"] in registry:
-            allowed += accepted_params(registry, registry.get(node["type"]))
-        if last not in allowed:
-            return f"'{path}' does not exist in the recipe.{did_you_mean(last, allowed)}"
-    node[last] = value
+            continue
+        if not isinstance(node, dict):
+            return f"'{here}' does not exist in the recipe"
+        allowed = _allowed_keys(node, parts[:i])
+        if part not in allowed:
+            hint = did_you_mean(part, allowed)
+            if not hint:
+                leaves = [p for p in _schema_leaves() if p.split(".")[-1] == part]
+                hint = f" Did you mean '{leaves[0]}'?" if leaves else ""
+            return f"'{here}' does not exist in the recipe.{hint}"
+        if last:
+            node[part] = value
+            return None
+        if part not in node:
+            node[part] = {}
+        node = node[part]
     return None
 
 
@@ -438,19 +558,37 @@ def load_recipe(
 ) -> Recipe:
     """Read, validate and return a recipe, with ``--set KEY=VALUE`` overrides applied.
 
-    Raises RecipeError listing every problem found, each with the file and dotted path.
+    Overrides are applied to the file's document before validation (so one can fix a value
+    the file gets wrong). Raises RecipeError listing every problem found, each with the file
+    and dotted path; a problem in a value given by ``--set`` says so.
     """
     file = str(path)
     doc = read_yaml(path)
-    recipe = validate_dict(doc, file, build_layers=build_layers and not overrides)
+    applied = []
     if overrides:
-        resolved = recipe.to_dict()
+        if not isinstance(doc, dict):
+            validate_dict(doc, file, build_layers=False)
         problems = []
         for key, value in parse_overrides(overrides):
-            msg = _set_path(resolved, key, value)
+            msg = _set_path(doc, key, value)
             if msg:
                 problems.append((f"--set {key}", msg))
+            else:
+                applied.append(key)
         if problems:
             raise RecipeError(problems, file=file)
-        recipe = validate_dict(resolved, file, build_layers=build_layers)
-    return recipe
+    try:
+        return validate_dict(doc, file, build_layers=build_layers)
+    except RecipeError as exc:
+        if not applied:
+            raise
+        marked = []
+        for p, m in exc.problems:
+            key = next((k for k in applied if _covers(k, p)), None)
+            marked.append((p, f"{m} (value from --set {key})" if key else m))
+        raise RecipeError(marked, file=file) from None
+
+
+def _covers(key: str, path: str) -> bool:
+    key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
+    return path == key or path.startswith((key + ".", key + "["))

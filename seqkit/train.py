@@ -31,9 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from .data import SPLITS, extract_features
-from .errors import DataError, RunError
-from .features import FeaturePipeline
-from .recipe import LAYER_WRAPPER_KEYS, OPTIMIZERS, Recipe, validate_dict
+from .errors import DataError, ParameterError, RecipeError, RunError
+from .features import FeaturePipeline, FixLength, Load
+from .recipe import (
+    LAYER_WRAPPER_KEYS,
+    OPTIMIZERS,
+    Recipe,
+    param_message,
+    signature_params,
+    validate_dict,
+)
 from .registry import FEATURES, LAYERS, SOURCES, TASKS, load_plugin_layers
 
 log = logging.getLogger("seqkit")
@@ -48,34 +55,64 @@ def _timestamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def prepare_run_dir(name: str, run_dir=None, runs_root="runs", overwrite=False) -> Path:
-    """Create and return the run folder, refusing to replace anything without ``overwrite``."""
+# What seqkit itself writes into a run folder; --overwrite replaces only folders holding these.
+RUN_FILES = ("run.json", "recipe.yaml", "labels.txt", "model.keras", "metrics.json",
+             "history.csv", "logs")  # fmt: skip
+
+
+def _check_replaceable(path: Path) -> None:
+    """Raise unless ``path`` is a seqkit run folder holding only what seqkit wrote."""
+    if path.is_symlink() or not path.is_dir():
+        kind = "a symbolic link" if path.is_symlink() else "not a folder"
+        raise RunError(f"'{path}' is {kind}; refusing to replace it. Choose another --run-dir.")
+    try:
+        info = json.loads((path / RUN_MARKER).read_text())
+        is_run = isinstance(info, dict) and "seqkit" in info.get("versions", {})
+    except (OSError, ValueError):
+        is_run = False
+    if not is_run:
+        raise RunError(
+            f"'{path}' is not a seqkit run folder (no {RUN_MARKER} written by seqkit); "
+            "refusing to delete it even with --overwrite. Choose another --run-dir."
+        )
+    foreign = sorted(
+        p.name
+        for p in path.iterdir()
+        if p.name not in RUN_FILES and not (p.name.startswith("gates-") and p.suffix == ".png")
+    )
+    if foreign:
+        raise RunError(
+            f"Run folder '{path}' holds files seqkit did not write ({', '.join(foreign[:5])}); "
+            "refusing to replace it. Move them out, or choose another --run-dir."
+        )
+
+
+def plan_run_dir(name: str, run_dir=None, runs_root="runs", overwrite=False):
+    """Return ``(path, replacing)`` for a new run, checking it may be used; changes nothing."""
     if run_dir is None:
         base = Path(runs_root) / f"{name}-{_timestamp()}"
         path, n = base, 1
-        while path.exists():
+        while path.exists() or path.is_symlink():
             n += 1
             path = base.with_name(f"{base.name}-{n}")
-    else:
-        path = Path(run_dir)
-        if path.exists():
-            if not overwrite:
-                raise RunError(
-                    f"Run folder '{path}' already exists; pass --overwrite to replace it, "
-                    "or choose another --run-dir."
-                )
-            is_run = (path / RUN_MARKER).is_file()
-            if not path.is_dir() or (any(path.iterdir()) and not is_run):
-                raise RunError(
-                    f"'{path}' is not a seqkit run folder (it has no {RUN_MARKER}); "
-                    "refusing to delete it even with --overwrite. Choose another --run-dir."
-                )
-            shutil.rmtree(path)
+        return path, False
+    path = Path(run_dir)
+    if not (path.exists() or path.is_symlink()):
+        return path, False
+    if not overwrite:
+        raise RunError(
+            f"Run folder '{path}' already exists; pass --overwrite to replace it, "
+            "or choose another --run-dir."
+        )
+    _check_replaceable(path)
+    return path, True
+
+
+def _mkdir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=False)
     except OSError as exc:
         raise RunError(f"Cannot create run folder '{path}': {exc.strerror or exc}.") from exc
-    return path
 
 
 def versions() -> dict:
@@ -151,16 +188,82 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
         if train_x is not None:
             norm.adapt(train_x.reshape(-1, train_x.shape[-1]))
         x = norm(x)
-    for layer in build_layers(recipe, task.needs_sequences):
-        x = layer(x)
+    for i, layer in enumerate(build_layers(recipe, task.needs_sequences)):
+        try:
+            x = layer(x)
+        except (ValueError, TypeError) as exc:
+            before = f" after model.layers[{i - 1}]" if i else ""
+            raise RecipeError(
+                [(f"model.layers[{i}]", f"cannot take the output{before}: {_first_line(exc)}")]
+            ) from None
+        if isinstance(x, (list, tuple)):
+            raise RecipeError(
+                [(f"model.layers[{i}]", "returns several tensors (return_state: true?); "
+                  "a recipe layer must return one")]
+            )
     outputs = task.head(x, num_classes)
-    model = keras.Model(inputs, outputs, name=recipe.name.replace(".", "_").replace("-", "_"))
+    try:
+        model = keras.Model(inputs, outputs, name=recipe.name.replace(".", "_").replace("-", "_"))
+    except ValueError as exc:
+        raise RecipeError([("model.layers", _first_line(exc))]) from None
     opt = recipe.train.optimizer
     optimizer = getattr(keras.optimizers, OPTIMIZERS[opt.type])(
         learning_rate=opt.learning_rate, clipnorm=opt.clipnorm
     )
     model.compile(optimizer=optimizer, **task.compile_args())
     return model, task
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_recipe(recipe: Recipe, file: str | None = None) -> None:
+    """Dry-run a recipe: features on a synthetic clip, then the model; raise RecipeError.
+
+    Catches what the per-step checks cannot see: a feature step that fails on the audio the
+    steps before it produce (``fmax`` above the resampled Nyquist, ``deltas`` wider than the
+    clip), and layers that do not fit together (``return_state``, duplicate names, a layer
+    that cannot take the previous one's output).
+    """
+    import keras
+
+    steps = make_pipeline(recipe).steps
+    if not isinstance(steps[0], Load):  # a plugin's own reader: no synthetic clip to feed it
+        return
+    sr = steps[0].sample_rate
+    length = next((s.length(sr) for s in steps if isinstance(s, FixLength)), sr)
+    x = np.random.default_rng(0).normal(scale=0.1, size=length).astype(np.float32)
+    for i, step in enumerate(steps[1:], start=1):
+        try:
+            x = step(x, sr)
+        except (ParameterError, ValueError) as exc:
+            suffix, text = param_message(exc, signature_params(type(step))[0])
+            raise RecipeError(
+                [(f"features[{i}]{suffix}", f"{text.rstrip('.')} (on a {length / sr:g} s clip "
+                  f"at {sr} Hz).")],
+                file=file,
+            ) from None
+        sr = step.output_rate(sr)
+    try:
+        build_model(recipe, x.shape, num_classes=2)
+    except RecipeError as exc:
+        raise RecipeError(exc.problems, file=file) from None
+    finally:
+        keras.backend.clear_session()
+
+
+def _learning_rate_logger():
+    """A callback putting the optimizer's learning rate into the epoch logs (history.csv)."""
+    import keras
+
+    class LearningRateToLogs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                lr = self.model.optimizer.learning_rate
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+
+    return LearningRateToLogs()
 
 
 def _graph_writer(log_dir: Path, input_shape):
@@ -245,12 +348,26 @@ def train(
     recipe_file: str | None = None,
     on_run_dir=None,
 ) -> Path:
-    """Train ``recipe``; return the run folder. Keras' progress goes to stderr."""
+    """Train ``recipe``; return the run folder. Keras' progress goes to stderr.
+
+    The data is read before any folder is created, so a data problem leaves nothing behind.
+    With ``overwrite``, the new run is trained in a hidden sibling folder and swapped in only
+    when it completes: a failed or interrupted run leaves the previous one as it was.
+    """
     import keras
 
-    run = prepare_run_dir(recipe.name, run_dir, runs_root, overwrite)
+    check_recipe(recipe, recipe_file)
+    final, replacing = plan_run_dir(recipe.name, run_dir, runs_root, overwrite)
+    _refuse_inside_data(final, recipe)
+    keras.utils.set_random_seed(recipe.seed)
+    t0 = time.time()
+    labels, data = load_dataset(recipe)
+    feature_seconds = time.time() - t0
+
+    run = final.with_name(f".{final.name}.partial-{os.getpid()}") if replacing else final
+    _mkdir(run)
     if on_run_dir is not None:
-        on_run_dir(run)
+        on_run_dir(final)
     started = time.time()
     info = {
         "status": "running",
@@ -262,29 +379,48 @@ def train(
     _write_json(run / RUN_MARKER, info)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
     try:
-        metrics = _train_into(recipe, run, verbose)
+        metrics = _train_into(recipe, run, verbose, labels, data)
     except BaseException as exc:
-        info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        info["error"] = f"{type(exc).__name__}: {exc}"
-        info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-        _write_json(run / RUN_MARKER, info)
+        if replacing:
+            shutil.rmtree(run, ignore_errors=True)
+            log.warning("The previous run in '%s' was kept unchanged.", final)
+        else:
+            info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            info["error"] = f"{type(exc).__name__}: {exc}"
+            info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
+            _write_json(run / RUN_MARKER, info)
         raise
-    metrics["seconds"] = round(time.time() - started, 2)
+    metrics["feature_seconds"] = round(feature_seconds, 2)
+    metrics["seconds"] = round(time.time() - started + feature_seconds, 2)
     _write_json(run / "metrics.json", metrics)
     info["status"] = "completed"
     info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
     _write_json(run / RUN_MARKER, info)
     keras.backend.clear_session()
-    return run
+    if replacing:
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+        os.rename(run, final)
+        shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
-def _train_into(recipe: Recipe, run: Path, verbose: int) -> dict:
+def _refuse_inside_data(run: Path, recipe: Recipe) -> None:
+    root = recipe.data.source.params.get("root")
+    if not isinstance(root, str):
+        return
+    run_abs, root_abs = run.resolve(), Path(root).expanduser().resolve()
+    if run_abs == root_abs or root_abs in run_abs.parents:
+        raise RunError(
+            f"Run folder '{run}' would be inside the data folder '{root}' "
+            "(data.source.root); seqkit never writes into a dataset. Choose another "
+            "--run-dir or --runs-root."
+        )
+
+
+def _train_into(recipe: Recipe, run: Path, verbose: int, labels, data) -> dict:
     import keras
 
-    keras.utils.set_random_seed(recipe.seed)
-    t0 = time.time()
-    labels, data = load_dataset(recipe)
-    feature_seconds = time.time() - t0
     (run / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
     x_train, y_train, _ = data["train"]
     x_val, y_val, _ = data["validation"]
@@ -292,6 +428,7 @@ def _train_into(recipe: Recipe, run: Path, verbose: int) -> dict:
 
     cfg = recipe.train
     callbacks = [
+        _learning_rate_logger(),
         keras.callbacks.ModelCheckpoint(
             str(run / "model.keras"), monitor=task.monitor, mode=task.mode, save_best_only=True
         ),
@@ -334,7 +471,6 @@ def _train_into(recipe: Recipe, run: Path, verbose: int) -> dict:
         "params": int(best.count_params()),
         "labels": labels,
         "examples": {split: int(len(data[split][1])) for split in data},
-        "feature_seconds": round(feature_seconds, 2),
     }
     for split, (x, y, _) in data.items():
         metrics[split] = task.evaluate(best, x, y, labels)
@@ -376,7 +512,7 @@ class Run:
             file=str(self.path / "recipe.yaml"),
             build_layers=False,
         )
-        self.labels = (self.path / "labels.txt").read_text().split()
+        self.labels = (self.path / "labels.txt").read_text().splitlines()
         self.pipeline = make_pipeline(self.recipe)
         self._model = None
 

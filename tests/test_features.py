@@ -265,7 +265,7 @@ def test_deltas_equal_librosa(order, width):
 
 def test_deltas_too_few_frames():
     with pytest.raises(
-        ParameterError, match=r"`width` \(9\) must be <= the number of frames \(5\)"
+        ParameterError, match=r"`width` must be <= the number of frames \(5\); received 9\."
     ):
         Deltas(width=9)(np.zeros((5, 3), dtype=np.float32), 16000)
 
