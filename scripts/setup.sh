@@ -11,6 +11,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]" ./plugins/seqkit-example
+log=.venv/install.log
+# pip's and setuptools' chatter goes to a log file, shown only if the install fails.
+if ! { .venv/bin/python -m pip install --upgrade pip \
+       && .venv/bin/python -m pip install -e ".[test]" ./plugins/seqkit-example; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "seqkit: installing into .venv failed; the full log is $log" >&2
+    exit 1
+fi
 echo "seqkit installed in .venv ($(.venv/bin/python --version))" >&2

@@ -4,7 +4,8 @@ Public API (importing ``seqkit`` is cheap; Keras is imported when a layer is fir
 
     from seqkit import GRU, GRUCell            # the documents' GRU
     from seqkit import LAYERS, FEATURES, SOURCES, TASKS
-    from seqkit import load_recipe, train
+    from seqkit import load_recipe
+    from seqkit.train import train, Run     # train a recipe; read a run folder
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "SeqkitError",
     "__version__",
     "load_recipe",
-    "train",
 ]
 
 
@@ -42,8 +42,4 @@ def __getattr__(name):  # lazy: keep `import seqkit` and `seqkit list` free of T
         from .recipe import load_recipe
 
         return load_recipe
-    if name == "train":
-        from .train import train
-
-        return train
     raise AttributeError(f"module 'seqkit' has no attribute {name!r}")

@@ -116,7 +116,9 @@ def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
         overwrite=overwrite,
         verbose=0 if verbose < 0 else (1 if sys.stderr.isatty() else 2),
         recipe_file=recipe,
-        on_run_dir=lambda p: click.echo(f"seqkit: run folder: {p}", err=True),
+        on_run_dir=None
+        if verbose < 0
+        else (lambda p: click.echo(f"seqkit: run folder: {p}", err=True)),
     )
     import json
 
@@ -138,7 +140,6 @@ def validate(ctx, recipe, overrides):
     """Check RECIPE (schema, names, parameters, values) without training."""
     _import_keras(ctx)
     from .recipe import load_recipe
-
     from .train import check_recipe
 
     r = load_recipe(recipe, list(overrides))
@@ -164,13 +165,16 @@ def list_(kind):
 
 @cli.command()
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False))
-@click.argument("audio", required=False, type=click.Path(dir_okay=False))
+@click.argument("audio", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="PNG to write (default: next to the run)."
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="PNG to write (default: RUN_DIR/gates-<label folder>-<file>.png).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--layer", default=None, help="Name of the GRU layer to draw (default: the first).")
 @click.pass_context
-def explain(ctx, run_dir, audio, out, layer):
+def explain(ctx, run_dir, audio, out, layer, overwrite):
     """Without arguments: the documents' worked example, step by step.
 
     With RUN_DIR AUDIO: draw the gate activations (r, z, h~, h) of the run's GRU over the
@@ -184,6 +188,8 @@ def explain(ctx, run_dir, audio, out, layer):
         return
     if audio is None:
         raise click.UsageError("give both RUN_DIR and AUDIO, or neither.")
+    if out and os.path.exists(out) and not overwrite:
+        raise click.UsageError(f"'{out}' exists; pass --overwrite to replace it.")
     path = ex.plot_gates(run_dir, audio, out=out, layer_name=layer)
     click.echo(f"gate activations: {path}")
 

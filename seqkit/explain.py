@@ -151,7 +151,8 @@ def plot_gates(run_dir, audio, out=None, layer_name=None) -> Path:
 
     run = Run(run_dir)
     feats, gates, scores, name = gate_activations_for(run, audio, layer_name)
-    out = Path(out) if out else run.path / f"gates-{Path(audio).stem}.png"
+    # Speech Commands reuses clip names across labels: the folder name keeps them apart.
+    out = Path(out) if out else run.path / f"gates-{Path(audio).parent.name}-{Path(audio).stem}.png"
     top = int(np.argmax(scores))
     fig, axes = plt.subplots(5, 1, figsize=(10, 12), sharex=True)
     im = axes[0].imshow(feats.T, aspect="auto", origin="lower", cmap="magma")

@@ -65,8 +65,24 @@ class Load(FeatureStep):
     accepts = (PATH,)
     produces = AUDIO
 
+    # Resamplers that librosa's own dependencies provide (soxr, scipy): no optional packages.
+    RES_TYPES = (
+        "soxr_vhq",
+        "soxr_hq",
+        "soxr_mq",
+        "soxr_lq",
+        "soxr_qq",
+        "polyphase",
+        "fft",
+        "scipy",
+    )
+
     def __init__(self, sample_rate: int = 16000, res_type: str = "soxr_hq"):
         self.sample_rate = _positive_int("sample_rate", sample_rate)
+        if res_type not in self.RES_TYPES:
+            raise ParameterError(
+                f"`res_type` must be one of {', '.join(self.RES_TYPES)}; received {res_type!r}."
+            )
         self.res_type = res_type
 
     def output_rate(self, sr):

@@ -293,7 +293,9 @@ def _type_problems(registry, obj, params, path) -> list[tuple[str, str]]:
                     bad = bad[i]
             msg = f"must be {_type_name(ann)}; received {value!r}"
             if isinstance(bad, bool) and ann is not bool:
-                msg += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it: 'yes')"
+                msg += (
+                    " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it: 'yes')"
+                )
             problems.append((where, msg))
         except Exception:  # an annotation pydantic cannot check (a plugin's own class)
             continue
@@ -408,7 +410,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' appears twice in one mapping (first at line "
+                    None,
+                    None,
+                    f"key '{key}' appears twice in one mapping (first at line "
                     f"{seen[key] + 1}); the second would silently replace the first",
                     key_node.start_mark,
                 )

@@ -141,6 +141,15 @@ class Registry:
             if dist is not None and dist.name.lower() == "seqkit":
                 continue  # seqkit's own built-ins are listed in code
             existing = self._entries.get(ep.name)
+            if existing is not None and existing.is_plugin:
+                # Two plugins claim one name: neither wins by install order; using it fails.
+                existing.error = RegistryError(
+                    f"the name is claimed by two plugins, {existing.source} and {source}; "
+                    "uninstall one of them"
+                )
+                existing.obj = None
+                existing.source = f"{existing.source} + {source}"
+                continue
             if existing is not None:
                 log.warning(
                     "Ignoring %s '%s' from %s: the name is already taken by %s.",

@@ -198,8 +198,13 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
             ) from None
         if isinstance(x, (list, tuple)):
             raise RecipeError(
-                [(f"model.layers[{i}]", "returns several tensors (return_state: true?); "
-                  "a recipe layer must return one")]
+                [
+                    (
+                        f"model.layers[{i}]",
+                        "returns several tensors (return_state: true?); "
+                        "a recipe layer must return one",
+                    )
+                ]
             )
     outputs = task.head(x, num_classes)
     try:
@@ -240,8 +245,12 @@ def check_recipe(recipe: Recipe, file: str | None = None) -> None:
         except (ParameterError, ValueError) as exc:
             suffix, text = param_message(exc, signature_params(type(step))[0])
             raise RecipeError(
-                [(f"features[{i}]{suffix}", f"{text.rstrip('.')} (on a {length / sr:g} s clip "
-                  f"at {sr} Hz).")],
+                [
+                    (
+                        f"features[{i}]{suffix}",
+                        f"{text.rstrip('.')} (on a {length / sr:g} s clip at {sr} Hz).",
+                    )
+                ],
                 file=file,
             ) from None
         sr = step.output_rate(sr)

@@ -208,3 +208,128 @@ def test_console_script_help_lists_exit_codes_and_keeps_stderr_clean():
 @pytest.mark.parametrize("args", [["train"], ["list", "gadgets"], ["--bogus"]])
 def test_usage_errors_exit_2(args):
     assert invoke(*args).exit_code == 2
+
+
+# -- nothing a user owns is lost ---------------------------------------------------------------
+
+
+def _good_run(tiny, run):
+    path, _ = tiny
+    result = invoke("-q", "train", path, "--run-dir", run, "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def test_overwrite_refuses_a_run_folder_holding_user_files(tiny, tmp_path):
+    run = tmp_path / "run"
+    path = _good_run(tiny, run)
+    (run / "notes.txt").write_text("mine")
+    result = invoke("train", path, "--run-dir", run, "--overwrite")
+    assert result.exit_code == 1
+    assert "holds files seqkit did not write (notes.txt); refusing to replace it" in result.stderr
+    assert (run / "notes.txt").read_text() == "mine" and (run / "model.keras").is_file()
+
+
+def test_overwrite_refuses_a_run_json_seqkit_did_not_write(tiny, tmp_path):
+    path, _ = tiny
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "run.json").write_text("{}")
+    result = invoke("train", path, "--run-dir", folder, "--overwrite")
+    assert result.exit_code == 1 and "is not a seqkit run folder" in result.stderr
+    assert (folder / "run.json").read_text() == "{}"
+
+
+def test_overwrite_refuses_a_symlink(tiny, tmp_path):
+    path, _ = tiny
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    result = invoke("train", path, "--run-dir", tmp_path / "link", "--overwrite")
+    assert result.exit_code == 1 and "is a symbolic link; refusing to replace it" in result.stderr
+
+
+def test_a_failed_overwrite_keeps_the_previous_run(tiny, tmp_path, monkeypatch):
+    import seqkit.train
+
+    run = tmp_path / "run"
+    path = _good_run(tiny, run)
+    before = (run / "model.keras").read_bytes()
+
+    def boom(*args, **kwargs):
+        raise seqkit.train.DataError("simulated failure in the middle of training")
+
+    monkeypatch.setattr(seqkit.train, "_train_into", boom)
+    result = invoke("train", path, "--run-dir", run, "--overwrite")
+    assert result.exit_code == 1 and "simulated failure" in result.stderr
+    assert "The previous run in" in result.stderr
+    assert (run / "model.keras").read_bytes() == before
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run", "tiny.yaml"]
+
+
+def test_run_folder_inside_the_data_folder_is_refused(tiny, tmp_path):
+    path, doc = tiny
+    result = invoke("train", path, "--runs-root", tmp_path / "data")
+    assert result.exit_code == 1
+    assert "would be inside the data folder" in result.stderr
+    assert not list((tmp_path / "data").glob("tiny-*"))
+
+
+def test_quiet_prints_only_results(tiny, tmp_path):
+    path, _ = tiny
+    result = invoke("-q", "train", path, "--run-dir", tmp_path / "run", "--set", "train.epochs=1")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[-1] == f"run folder: {tmp_path / 'run'}"
+
+
+def test_explain_protects_an_existing_out_file_and_needs_the_audio(tiny, tmp_path):
+    run = tmp_path / "run"
+    _good_run(tiny, run)
+    wav = next((tmp_path / "data" / "ai").glob("*.wav"))
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"mine")
+    result = invoke("explain", run, wav, "--out", mine)
+    assert result.exit_code == 2 and "exists; pass --overwrite" in result.stderr
+    assert mine.read_bytes() == b"mine"
+    result = invoke("explain", run, tmp_path / "missing.wav")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    result = invoke("explain", run, wav)
+    assert result.exit_code == 0
+    assert (run / f"gates-ai-{wav.stem}.png").is_file()
+
+
+def test_validate_catches_what_only_the_whole_model_or_the_audio_shows(tiny, tmp_path):
+    _, doc = tiny
+    cases = {
+        'model.layers: The name "x" is used 2 times': {
+            "model": {
+                "layers": [
+                    {"type": "gru", "units": 4, "name": "x"},
+                    {"type": "gru", "units": 4, "name": "x"},
+                ]
+            }
+        },
+        "model.layers[0]: returns several tensors (return_state: true?)": {
+            "model": {"layers": [{"type": "gru", "units": 4, "return_state": True}]}
+        },
+        "features[2].fmax: must be <= half the sample rate (4000 Hz); received 6000": {
+            "features": doc["features"][:2]
+            + [{"type": "melspectrogram", "n_fft": 256, "hop_length": 128, "fmax": 6000}]
+        },
+    }
+    for i, (message, change) in enumerate(cases.items()):
+        bad = {**doc, **change}
+        result = invoke("validate", write_recipe(tmp_path / f"bad{i}.yaml", bad))
+        assert result.exit_code == 2, (message, result.output)
+        assert message in result.stderr, result.stderr
+
+
+def test_labels_with_spaces_survive_the_run_folder(tmp_path):
+    from seqkit.train import Run
+
+    root = tmp_path / "data"
+    make_tree(root, labels=("turn on", "turn off"))
+    result = invoke("-q", "train", folder_recipe(tmp_path, root), "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert Run(tmp_path / "run").labels == ["turn off", "turn on"]

@@ -503,3 +503,64 @@ def test_synthetic_interrupted_generation_is_redone(tmp_path):
     SyntheticTones(str(root), **SMALL).prepare()
     assert first.is_file()
     assert json.loads(marker.read_text())["complete"] is True
+
+
+def test_extensions_without_a_dot_and_run_folders_are_not_labels(tree):
+    (tree / "runs-inside").mkdir()
+    (tree / "runs-inside" / "run.json").write_text("{}")
+    source = FolderSource(str(tree), extensions=["WAV"])
+    assert source.extensions == (".wav",)
+    assert "runs-inside" not in source.label_names()
+
+
+def test_a_file_given_as_the_data_folder(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match=r"'.*afile' is a file, not a folder"):
+        FolderSource(str(tmp_path / "afile")).examples()
+    with pytest.raises(DataError, match=r"'.*afile' is a file, not a folder"):
+        SyntheticTones(str(tmp_path / "afile"), **SMALL).prepare()
+
+
+@pytest.mark.parametrize("seed", [-1, "abc", True, 2**32])
+def test_synthetic_seed_is_checked(tmp_path, seed):
+    with pytest.raises(ParameterError, match=r"`seed` must be an integer in \[0, 2\*\*32\)"):
+        SyntheticTones(str(tmp_path / "s"), seed=seed)
+
+
+def test_marker_cannot_make_seqkit_delete_other_files(tmp_path):
+    root = tmp_path / "s"
+    SyntheticTones(str(root), **SMALL).prepare()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    marker = root / SYNTH_MARKER
+    made = json.loads(marker.read_text())
+    made["files"].append("../victim.txt")
+    made["settings"]["seed"] = 99  # settings differ: seqkit removes the files it listed
+    marker.write_text(json.dumps(made))
+    SyntheticTones(str(root), **SMALL).prepare()
+    assert victim.read_text() == "keep"
+
+
+def test_a_clip_a_step_cannot_handle_is_skipped_not_fatal(tmp_path, caplog):
+    from seqkit.features import Deltas
+
+    logger = logging.getLogger("seqkit")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="seqkit")  # a CLI test may have left it at ERROR
+    try:
+        short = write_wav(tmp_path / "a" / "short_nohash_0.wav", seconds=0.02)
+        long = write_wav(tmp_path / "a" / "long_nohash_0.wav", seconds=0.5)
+        pipeline = FeaturePipeline(
+            [
+                Load(sample_rate=16000),
+                MelSpectrogram(n_fft=256, hop_length=128),
+                PowerToDb(),
+                Deltas(width=9),
+            ]
+        )
+        examples = [Example(str(short), "a", "train"), Example(str(long), "a", "train")]
+        kept, feats = extract_features(examples, pipeline)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert [e.path for e in kept] == [str(long)]
+    assert f"Skipping {short}: `width` must be <= the number of frames" in caplog.text

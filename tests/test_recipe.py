@@ -448,3 +448,90 @@ def test_schema_and_component_problems_are_reported_together(tmp_path):
         "model.layers[0].unitz",
     ]
     assert "model.layers[0].unitz: unknown parameter; did you mean 'units'?" in str(info.value)
+
+
+# -- parameter types, duplicate keys, overrides on the file's document ----------------------------
+
+
+def test_parameter_types_are_checked_with_the_parameter_named(tmp_path):
+    doc = minimal()
+    doc["data"]["source"] = {"type": "folder", "root": 3, "labels": [True, "no"]}
+    doc["model"]["layers"] = [
+        {"type": "lstm", "units": "64"},
+        {"type": "gru", "dropout": "0.1", "units": 4},
+    ]
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, doc))
+    assert problem(info.value, "data.source.root") == "must be a string; received 3"
+    assert problem(info.value, "data.source.labels[0]").startswith(
+        "must be a list of strings or null; received [True, 'no'] (YAML reads unquoted "
+        "yes/no/on/off/true/false as booleans; quote it: 'yes')"
+    )
+    assert problem(info.value, "model.layers[0].units") == "must be an integer; received '64'"
+    assert problem(info.value, "model.layers[1].dropout") == "must be a number; received '0.1'"
+
+
+def test_unquoted_yes_no_labels_get_the_quoting_hint(tmp_path):
+    text = (
+        "data: {source: {type: folder, root: d, labels: [yes, no]}}\n"
+        "features: [{type: load}, {type: melspectrogram}]\n"
+        "model: {layers: [{type: gru, units: 4}]}\ntask: {type: kws}\n"
+    )
+    with pytest.raises(RecipeError, match=r"quote it: 'yes'"):
+        load_recipe(write(tmp_path, text))
+
+
+def test_resampler_choices_are_checked(tmp_path):
+    doc = minimal()
+    doc["features"][0]["res_type"] = "bogus"
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, doc))
+    assert problem(info.value, "features[0].res_type").startswith(
+        "must be one of soxr_vhq, soxr_hq"
+    )
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    text = "name: a\ntrain: {epochs: 3, batch_size: 8}\ntrain: {epochs: 2}\n"
+    with pytest.raises(RecipeError, match=r"line 3, column 1: key 'train' appears twice .*line 2"):
+        load_recipe(write(tmp_path, text))
+
+
+def test_override_can_fix_a_bad_value_in_the_file(tmp_path):
+    doc = minimal()
+    doc["train"] = {"epochs": 0}
+    path = write(tmp_path, doc)
+    with pytest.raises(
+        RecipeError, match=r"train\.epochs: input should be greater than or equal to 1"
+    ):
+        load_recipe(path)
+    assert load_recipe(path, overrides=["train.epochs=3"]).train.epochs == 3
+
+
+def test_override_of_a_schema_default_not_in_the_file(tmp_path):
+    recipe = load_recipe(
+        write(tmp_path, minimal()), overrides=["train.optimizer.learning_rate=0.01"]
+    )
+    assert recipe.train.optimizer.learning_rate == 0.01
+
+
+def test_override_problems_say_they_come_from_set(tmp_path):
+    path = write(tmp_path, minimal())
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, overrides=["train=5"])
+    assert problem(info.value, "train") == (
+        "must be a mapping (epochs, batch_size, optimizer, early_stopping_patience, "
+        "reduce_lr_patience); received 5 (value from --set train)"
+    )
+
+
+def test_override_hints(tmp_path):
+    path = write(tmp_path, minimal())
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, overrides=["epochs=3"])
+    assert problem(info.value, "--set epochs") == (
+        "'epochs' does not exist in the recipe. Did you mean 'train.epochs'?"
+    )
+    assert load_recipe(path, overrides=["model.layers.0.units=8"]).model.layers[0].params == {
+        "units": 8
+    }

@@ -221,17 +221,22 @@ def test_real_entry_point_object_without_distribution(entry_points, seqkit_log):
     assert any("other_plugin:Dense" in r.getMessage() for r in seqkit_log.records)
 
 
-def test_second_plugin_with_the_same_name_is_ignored(entry_points, seqkit_log):
+def test_two_plugins_claiming_one_name_are_ambiguous(entry_points, plugin_modules):
+    plugin_modules("a_plugin", "MGU = 'a'\n")
+    plugin_modules("b_plugin", "MGU = 'b'\n")
     entry_points(
         FakeEntryPoint("mgu", "b_plugin:MGU", dist=FakeDist("b-plugin", "1.0")),
         FakeEntryPoint("mgu", "a_plugin:MGU", dist=FakeDist("a-plugin", "1.0")),
+        FakeEntryPoint("other", "a_plugin:MGU", dist=FakeDist("a-plugin", "1.0")),
     )
     reg = _fresh()
-    assert reg.entry("mgu").source == "a-plugin 1.0"  # deterministic: sorted by value
-    assert any(
-        "b-plugin 1.0" in r.getMessage() and "a-plugin 1.0" in r.getMessage()
-        for r in seqkit_log.records
-    )
+    # Neither wins by install or sort order: using the name fails and names both.
+    with pytest.raises(
+        RegistryError, match=r"claimed by two plugins, a-plugin 1.0 and b-plugin 1.0"
+    ):
+        reg.get("mgu")
+    assert reg.entry("mgu").source == "a-plugin 1.0 + b-plugin 1.0"
+    assert reg.get("other") == "a"  # the rest of the registry is unaffected
 
 
 def test_seqkit_own_entry_points_are_skipped(entry_points, seqkit_log):

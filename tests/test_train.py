@@ -66,6 +66,7 @@ def test_metrics_match_the_saved_best_model(run):
     with open(path / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == EPOCHS and "val_accuracy" in rows[0]
+    assert float(rows[0]["learning_rate"]) == pytest.approx(1e-3)
     best = max(float(r["val_accuracy"]) for r in rows)
     assert metrics["validation"]["accuracy"] == pytest.approx(best, abs=1e-6)
 
