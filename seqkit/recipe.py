@@ -376,13 +376,6 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
         if step is None:
             continue
         problems += check_step(LAYERS, step, f"model.layers[{i}]", build=build_layers)
-        if "bidirectional" in step.params and not isinstance(step.params["bidirectional"], bool):
-            problems.append(
-                (
-                    f"model.layers[{i}].bidirectional",
-                    f"must be true or false; received {step.params['bidirectional']!r}",
-                )
-            )
     task = _as_step(doc.get("task"))
     if task is not None:
         problems += check_step(TASKS, task, "task")

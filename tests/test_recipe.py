@@ -535,3 +535,13 @@ def test_override_hints(tmp_path):
     assert load_recipe(path, overrides=["model.layers.0.units=8"]).model.layers[0].params == {
         "units": 8
     }
+
+
+def test_a_bad_bidirectional_flag_is_reported_once(tmp_path):
+    doc = minimal()
+    doc["model"]["layers"] = [{"type": "gru", "units": 4, "bidirectional": "yes"}]
+    with pytest.raises(RecipeError) as info:
+        load_recipe(write(tmp_path, doc))
+    assert info.value.problems == [
+        ("model.layers[0].bidirectional", "must be true or false; received 'yes'")
+    ]
