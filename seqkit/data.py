@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, ParameterError
+from .errors import DataError, ParameterError, positive_int
 
 log = logging.getLogger("seqkit")
 
@@ -230,13 +230,9 @@ class SyntheticTones(FolderSource):
                 f"`classes` must be two or more of {', '.join(TONE_CLASSES)}; received {classes!r}."
             )
         super().__init__(root, classes, validation_percent, test_percent, [".wav"])
-        for name, value in (
-            ("speakers", speakers),
-            ("clips_per_speaker", clips_per_speaker),
-            ("file_sample_rate", file_sample_rate),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ParameterError(f"`{name}` must be a positive integer; received {value!r}.")
+        positive_int("speakers", speakers)
+        positive_int("clips_per_speaker", clips_per_speaker)
+        positive_int("file_sample_rate", file_sample_rate)
         if (
             isinstance(seconds, bool)
             or not isinstance(seconds, (int, float))

@@ -8,6 +8,7 @@ failed).
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable
 
 
@@ -70,3 +71,37 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return `` Did you mean 'x'?`` for the closest choice, or an empty string."""
     matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" Did you mean '{matches[0]}'?" if matches else ""
+
+
+# -- value checks shared by components (each message names the parameter and the value) ---------
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ParameterError(f"`{name}` must be a positive integer; received {value!r}.")
+    return int(value)
+
+
+def positive_number(name: str, value, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if not _is_real(value) or not value > 0:
+        raise ParameterError(f"`{name}` must be a positive number; received {value!r}.")
+    return float(value)
+
+
+def non_negative_number(name: str, value) -> float:
+    if not _is_real(value) or value < 0:
+        raise ParameterError(f"`{name}` must be a number >= 0; received {value!r}.")
+    return float(value)
+
+
+def fraction(name: str, value) -> float:
+    """A rate such as dropout: a number in [0, 1)."""
+    if not _is_real(value) or not 0 <= value < 1:
+        raise ParameterError(f"`{name}` must be in [0, 1); received {value!r}.")
+    return float(value)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RunError
-from .worked_example import WORKED_EXAMPLE, inputs, keras_weights
+from .worked_example import WORKED_EXAMPLE, inputs, keras_weights, matrices
 
 # What the documents print for step 1, where it differs from their own equations.
 DOCUMENT_PRINTS = {"z": [0.655, 0.710], "hh": [0.45, 0.66], "h": [0.155, 0.191]}
@@ -39,7 +39,7 @@ def _sum_line(W, U, b, x, h, label):
 def worked_example_steps():
     """The example computed in float64 with numpy: a list of dicts (x, h_prev, r, z, hh, h)."""
     ex = WORKED_EXAMPLE
-    m = {k: np.asarray(v, dtype=np.float64) for k, v in ex.items() if k[:2] in ("W_", "U_", "b_")}
+    m = matrices()
     h = np.asarray(ex["h0"], dtype=np.float64)
     steps = []
     for x in np.asarray(ex["inputs"], dtype=np.float64):
@@ -54,7 +54,7 @@ def worked_example_steps():
 
 def worked_example_text(check_layer: bool = True) -> str:
     ex = WORKED_EXAMPLE
-    m = {k: np.asarray(v, dtype=np.float64) for k, v in ex.items() if k[:2] in ("W_", "U_", "b_")}
+    m = matrices()
     out = [
         f'The documents\' worked example: "{ex["sentence"]}", hidden size {ex["units"]}, h0 = 0.',
         "Equations (reset gate before the recurrent product):",

@@ -22,23 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import DataError, ParameterError
+from .errors import DataError, ParameterError, non_negative_number, positive_int, positive_number
 
 PATH, AUDIO, FRAMES = "path", "audio", "frames"
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ParameterError(f"`{name}` must be a positive integer; received {value!r}.")
-    return int(value)
-
-
-def _positive_number(name, value, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ParameterError(f"`{name}` must be a positive number; received {value!r}.")
-    return float(value)
 
 
 class FeatureStep:
@@ -78,7 +64,7 @@ class Load(FeatureStep):
     )
 
     def __init__(self, sample_rate: int = 16000, res_type: str = "soxr_hq"):
-        self.sample_rate = _positive_int("sample_rate", sample_rate)
+        self.sample_rate = positive_int("sample_rate", sample_rate)
         if res_type not in self.RES_TYPES:
             raise ParameterError(
                 f"`res_type` must be one of {', '.join(self.RES_TYPES)}; received {res_type!r}."
@@ -117,10 +103,10 @@ class FixLength(FeatureStep):
 
     def __init__(self, seconds: float | None = 1.0, samples: int | None = None):
         if samples is not None:
-            self.samples = _positive_int("samples", samples)
+            self.samples = positive_int("samples", samples)
             self.seconds = None
         else:
-            self.seconds = _positive_number("seconds", seconds)
+            self.seconds = positive_number("seconds", seconds)
             self.samples = None
 
     def length(self, sr):
@@ -149,10 +135,10 @@ class MelSpectrogram(FeatureStep):
         power: float = 2.0,
         center: bool = True,
     ):
-        self.n_fft = _positive_int("n_fft", n_fft)
-        self.hop_length = _positive_int("hop_length", hop_length)
-        self.win_length = None if win_length is None else _positive_int("win_length", win_length)
-        self.n_mels = _positive_int("n_mels", n_mels)
+        self.n_fft = positive_int("n_fft", n_fft)
+        self.hop_length = positive_int("hop_length", hop_length)
+        self.win_length = None if win_length is None else positive_int("win_length", win_length)
+        self.n_mels = positive_int("n_mels", n_mels)
         if self.hop_length > self.n_fft:
             raise ParameterError(
                 f"`hop_length` must be <= `n_fft` ({self.n_fft}); received {self.hop_length}."
@@ -161,13 +147,11 @@ class MelSpectrogram(FeatureStep):
             raise ParameterError(
                 f"`win_length` must be <= `n_fft` ({self.n_fft}); received {self.win_length}."
             )
-        if isinstance(fmin, bool) or not isinstance(fmin, (int, float)) or fmin < 0:
-            raise ParameterError(f"`fmin` must be a number >= 0; received {fmin!r}.")
-        self.fmin = float(fmin)
-        self.fmax = _positive_number("fmax", fmax, allow_none=True)
+        self.fmin = non_negative_number("fmin", fmin)
+        self.fmax = positive_number("fmax", fmax, allow_none=True)
         if self.fmax is not None and self.fmax <= self.fmin:
             raise ParameterError(f"`fmax` must be > `fmin` ({self.fmin}); received {self.fmax}.")
-        self.power = _positive_number("power", power)
+        self.power = positive_number("power", power)
         self.center = bool(center)
 
     def _check_rate(self, sr):
@@ -200,9 +184,9 @@ class PowerToDb(FeatureStep):
     """Power to decibels (``librosa.power_to_db``), shape kept (time, features)."""
 
     def __init__(self, ref: float = 1.0, amin: float = 1e-10, top_db: float | None = 80.0):
-        self.ref = _positive_number("ref", ref)
-        self.amin = _positive_number("amin", amin)
-        self.top_db = _positive_number("top_db", top_db, allow_none=True)
+        self.ref = positive_number("ref", ref)
+        self.amin = positive_number("amin", amin)
+        self.top_db = positive_number("top_db", top_db, allow_none=True)
 
     def __call__(self, S, sr):
         import librosa
@@ -234,7 +218,7 @@ class MFCC(FeatureStep):
         norm: str | None = "ortho",
         lifter: float = 0.0,
     ):
-        self.n_mfcc = _positive_int("n_mfcc", n_mfcc)
+        self.n_mfcc = positive_int("n_mfcc", n_mfcc)
         self.mel = MelSpectrogram(
             n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin, fmax=fmax
         )
@@ -243,9 +227,7 @@ class MFCC(FeatureStep):
         if norm not in (None, "ortho"):
             raise ParameterError(f"`norm` must be 'ortho' or null; received {norm!r}.")
         self.dct_type, self.norm = dct_type, norm
-        if isinstance(lifter, bool) or not isinstance(lifter, (int, float)) or lifter < 0:
-            raise ParameterError(f"`lifter` must be a number >= 0; received {lifter!r}.")
-        self.lifter = float(lifter)
+        self.lifter = non_negative_number("lifter", lifter)
 
     def __call__(self, x, sr):
         import librosa
@@ -273,10 +255,10 @@ class Deltas(FeatureStep):
     """
 
     def __init__(self, order: int = 1, width: int = 9):
-        self.order = _positive_int("order", order)
+        self.order = positive_int("order", order)
         if self.order > 2:
             raise ParameterError(f"`order` must be 1 or 2; received {order!r}.")
-        self.width = _positive_int("width", width)
+        self.width = positive_int("width", width)
         if self.width < 3 or self.width % 2 == 0:
             raise ParameterError(f"`width` must be an odd integer >= 3; received {width!r}.")
 

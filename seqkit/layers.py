@@ -31,6 +31,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .errors import fraction, positive_int
+
 __all__ = ["GRU", "GRUCell"]
 
 
@@ -47,12 +49,9 @@ class GRUCell(keras.layers.GRUCell):
     """
 
     def __init__(self, units, reset_after=False, **kwargs):
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"`units` must be a positive integer; received {units!r}.")
+        positive_int("units", units)  # ParameterError is a ValueError
         for name in ("dropout", "recurrent_dropout"):
-            value = kwargs.get(name, 0.0)
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1); received {value!r}.")
+            fraction(name, kwargs.get(name, 0.0))
         kwargs.pop("implementation", None)
         super().__init__(units, reset_after=reset_after, **kwargs)
         # One dropout mask per gate, as Keras' implementation=1 does, when dropout is used.

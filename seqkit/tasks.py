@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, fraction
 
 POOLINGS = ("last", "mean", "max")
 
@@ -28,14 +28,8 @@ class KeywordSpotting:
             raise ParameterError(
                 f"`pooling` must be one of {', '.join(POOLINGS)}; received {pooling!r}."
             )
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, (int, float))
-            or not 0 <= dropout < 1
-        ):
-            raise ParameterError(f"`dropout` must be in [0, 1); received {dropout!r}.")
         self.pooling = pooling
-        self.dropout = float(dropout)
+        self.dropout = fraction("dropout", dropout)
 
     @property
     def needs_sequences(self) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["WORKED_EXAMPLE", "keras_weights", "inputs"]
+__all__ = ["WORKED_EXAMPLE", "inputs", "keras_weights", "matrices"]
 
 WORKED_EXAMPLE = {
     "sentence": "AI is amazing",
@@ -59,10 +59,15 @@ def inputs() -> np.ndarray:
     return np.asarray([WORKED_EXAMPLE["inputs"]], dtype="float32")
 
 
+def matrices(dtype="float64") -> dict[str, np.ndarray]:
+    """The example's W_*, U_* and b_* arrays in math convention, by name."""
+    ex = WORKED_EXAMPLE
+    return {k: np.asarray(v, dtype=dtype) for k, v in ex.items() if k[:2] in ("W_", "U_", "b_")}
+
+
 def keras_weights() -> list[np.ndarray]:
     """``[kernel, recurrent_kernel, bias]`` in Keras layout (gate order z, r, h), float32."""
-    ex = WORKED_EXAMPLE
-    w = {k: np.asarray(ex[k], dtype="float32") for k in ex if k[:2] in ("W_", "U_", "b_")}
+    w = matrices("float32")
     kernel = np.concatenate([w["W_z"].T, w["W_r"].T, w["W_h"].T], axis=1)
     recurrent_kernel = np.concatenate([w["U_z"].T, w["U_r"].T, w["U_h"].T], axis=1)
     bias = np.concatenate([w["b_z"], w["b_r"], w["b_h"]])
