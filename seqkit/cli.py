@@ -19,6 +19,17 @@ EPILOG = (
     "Results go to stdout; progress and diagnostics to stderr."
 )
 KINDS = ("layers", "features", "sources", "tasks")
+# Commands defined in their own modules, imported only when used (or listed by --help):
+# name -> "module:attribute" of a click command or group.
+LAZY_COMMANDS = {
+    "evaluate": "seqkit.cli_kws:evaluate",
+    "predict": "seqkit.cli_kws:predict",
+    "stream": "seqkit.cli_kws:stream",
+    "data": "seqkit.cli_data:data",
+    "generate": "seqkit.cli_music:generate",
+    "compare": "seqkit.cli_compare:compare",
+    "export": "seqkit.cli_export:export",
+}
 
 
 class _Formatter(logging.Formatter):
@@ -44,7 +55,27 @@ def _fail(exc: SeqkitError) -> None:
 
 
 class SeqkitGroup(click.Group):
-    """Turns SeqkitError into one message + exit code, Ctrl-C into 130, anything else into 1."""
+    """Turns SeqkitError into one message + exit code, Ctrl-C into 130, anything else into 1.
+
+    Commands in ``LAZY_COMMANDS`` live in their own modules and are imported on first use.
+    """
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in self.commands or name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attr = LAZY_COMMANDS[name].split(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the command's module exists but one of its imports fails
+                raise
+            return None
+        return getattr(mod, attr)
 
     def invoke(self, ctx):
         try:

@@ -224,6 +224,7 @@ FEATURES = Registry(
         "power_to_db": "seqkit.features:PowerToDb",
         "mfcc": "seqkit.features:MFCC",
         "deltas": "seqkit.features:Deltas",
+        "log_mel": "seqkit.features:LogMel",
     },
 )
 SOURCES = Registry(
@@ -232,6 +233,17 @@ SOURCES = Registry(
     {
         "folder": "seqkit.data:FolderSource",
         "synthetic_tones": "seqkit.data:SyntheticTones",
+        "speech_commands": "seqkit.sources:SpeechCommands",
+        "filename_pattern": "seqkit.sources:FilenamePattern",
+        "manifest": "seqkit.sources:Manifest",
+        "synthetic_speech": "seqkit.synth:SyntheticSpeech",
+        "pianoroll_pickle": "seqkit.music.sources:PianoRollPickle",
+        "pianoroll_npz": "seqkit.music.sources:PianoRollNpz",
+        "midi_folder": "seqkit.music.sources:MidiFolder",
+        "music21_corpus": "seqkit.music.sources:Music21Corpus",
+        "audio_folder": "seqkit.music.sources:AudioFolder",
+        "adding_problem": "seqkit.longrange:AddingProblem",
+        "copy_memory": "seqkit.longrange:CopyMemory",
     },
 )
 TASKS = Registry(
@@ -239,6 +251,10 @@ TASKS = Registry(
     "seqkit.tasks",
     {
         "kws": "seqkit.tasks:KeywordSpotting",
+        "polyphonic": "seqkit.music.tasks:Polyphonic",
+        "melody": "seqkit.music.tasks:Melody",
+        "sequence_regression": "seqkit.longrange:SequenceRegression",
+        "sequence_classification": "seqkit.longrange:SequenceClassification",
     },
 )
 
