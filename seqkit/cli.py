@@ -18,7 +18,7 @@ EPILOG = (
     "Exit codes: 0 ok, 1 run failed, 2 usage error or invalid recipe, 130 interrupted. "
     "Results go to stdout; progress and diagnostics to stderr."
 )
-KINDS = ("layers", "features", "sources", "tasks")
+KINDS = ("layers", "features", "sources", "tasks", "augmentations")
 # Commands defined in their own modules, imported only when used (or listed by --help):
 # name -> "module:attribute" of a click command or group.
 LAZY_COMMANDS = {
@@ -151,15 +151,11 @@ def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
         if verbose < 0
         else (lambda p: click.echo(f"seqkit: run folder: {p}", err=True)),
     )
-    import json
+    from .train import Run
 
-    metrics = json.loads((path / "metrics.json").read_text())
-    for split in ("validation", "test"):
-        if split in metrics:
-            click.echo(
-                f"{split} accuracy: {metrics[split]['accuracy']:.4f} "
-                f"({metrics[split]['examples']} clips, best epoch {metrics['best_epoch']})"
-            )
+    done = Run(path)
+    for line in done.task.summary(done.metrics):
+        click.echo(line)
     click.echo(f"run folder: {path}")
 
 

@@ -28,13 +28,13 @@ import inspect
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import RecipeError, RegistryError, SeqkitError, did_you_mean
-from .registry import FEATURES, LAYERS, SOURCES, TASKS
+from .registry import AUGMENTATIONS, FEATURES, LAYERS, SOURCES, TASKS
 
 # Keys of a layer step that seqkit's model builder handles itself (not passed to the layer).
 LAYER_WRAPPER_KEYS = ("bidirectional",)
@@ -67,12 +67,21 @@ class Strict(BaseModel):
 
 class DataSpec(Strict):
     source: Step
+    augment: list[Step] = Field(
+        default_factory=list,
+        description="Training-only augmentations (kws), applied in order, seeded by `seed`.",
+    )
+    cache: bool = Field(
+        True, description="Reuse unaugmented features computed earlier (on-disk cache)."
+    )
 
 
 class ModelSpec(Strict):
     layers: list[Step] = Field(min_length=1)
-    normalize: bool = Field(
-        True, description="Per-feature normalisation fitted on the training split (in the model)."
+    normalize: bool | None = Field(
+        None,
+        description="Per-feature normalisation fitted on the training split (in the model); "
+        "unset: the task's default (on for kws, off for piano rolls).",
     )
 
 
@@ -88,6 +97,7 @@ class TrainSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     early_stopping_patience: int | None = Field(None, ge=1)
     reduce_lr_patience: int | None = Field(None, ge=1)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
 
 
 class Recipe(Strict):
@@ -95,7 +105,7 @@ class Recipe(Strict):
     description: str = ""
     seed: int = Field(0, ge=0, le=2**31 - 1)
     data: DataSpec
-    features: list[Step] = Field(min_length=1)
+    features: list[Step] = Field(default_factory=list)
     model: ModelSpec
     task: Step
     train: TrainSpec = TrainSpec()
@@ -370,6 +380,11 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
         problems += [
             (f"features[{i}]", m) for i, m in chain_problems(steps, [s.type for s in features])
         ]
+    raw_augment = _get(doc, "data", "augment")
+    for i, raw in enumerate(raw_augment if isinstance(raw_augment, list) else []):
+        step = _as_step(raw)
+        if step is not None:
+            problems += check_step(AUGMENTATIONS, step, f"data.augment[{i}]")
     raw_layers = _get(doc, "model", "layers")
     for i, raw in enumerate(raw_layers if isinstance(raw_layers, list) else []):
         step = _as_step(raw)
@@ -379,6 +394,14 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
     task = _as_step(doc.get("task"))
     if task is not None:
         problems += check_step(TASKS, task, "task")
+        if (
+            task.type in TASKS
+            and getattr(TASKS.get(task.type), "uses_audio_features", False)
+            and "features" not in doc
+        ):
+            problems.append(
+                ("features", f"missing: the {task.type} task needs feature steps (load, ..., mfcc)")
+            )
     opt = _get(doc, "train", "optimizer", "type")
     if isinstance(opt, str) and opt not in OPTIMIZERS:
         problems.append(
@@ -503,6 +526,8 @@ def _registry_for(parts) -> Any:
     head = [p for p in parts if isinstance(p, str)]
     if head[:2] == ["data", "source"]:
         return SOURCES
+    if head[:2] == ["data", "augment"]:
+        return AUGMENTATIONS
     if head[:1] == ["features"]:
         return FEATURES
     if head[:2] == ["model", "layers"]:

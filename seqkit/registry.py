@@ -258,7 +258,25 @@ TASKS = Registry(
     },
 )
 
-REGISTRIES = {"layers": LAYERS, "features": FEATURES, "sources": SOURCES, "tasks": TASKS}
+AUGMENTATIONS = Registry(
+    "augmentation",
+    "seqkit.augmentations",
+    {
+        "time_shift": "seqkit.augment:TimeShift",
+        "background_noise": "seqkit.augment:BackgroundNoise",
+        "gain": "seqkit.augment:Gain",
+        "speed": "seqkit.augment:Speed",
+        "spec_augment": "seqkit.augment:SpecAugment",
+    },
+)
+
+REGISTRIES = {
+    "layers": LAYERS,
+    "features": FEATURES,
+    "sources": SOURCES,
+    "tasks": TASKS,
+    "augmentations": AUGMENTATIONS,
+}
 
 
 def load_plugin_layers() -> list[str]:

@@ -1,4 +1,24 @@
-"""Tasks: the head on top of the recipe's layers, the loss, the metrics, the evaluation.
+"""Tasks: what a recipe learns. A task reads the recipe's data, puts the head on the recipe's
+layers, names the loss and metrics, and evaluates the best model.
+
+The trainer (``seqkit.train``) is task-agnostic; it talks to a task through this protocol
+(``Task`` below):
+
+* ``load_data(recipe)`` -> ``TaskData``: arrays per split (``train`` and ``validation``
+  required, ``test`` optional), the per-example input shape, ``info`` (JSON-able facts saved as
+  ``data.json`` in the run folder: labels, counts, skipped files) and the training input;
+* ``head(x, info)`` -> the output tensor on top of the recipe's layers;
+* ``compile_args()`` -> loss and metrics for ``model.compile``;
+* ``fit_inputs(data, batch_size)`` -> keyword arguments for ``model.fit`` (arrays, sample
+  weights, or a ``keras.utils.PyDataset`` for augmented or on-disk data);
+* ``evaluate(model, data, split)`` -> a JSON-able dict written into ``metrics.json``;
+* ``callbacks(run_dir, data)`` -> extra Keras callbacks (e.g. TensorBoard images, audio);
+* ``write_files(run_dir, data)`` -> task files in the run folder (``labels.txt`` for ``kws``);
+* ``summary(metrics)`` -> the lines ``seqkit train`` prints;
+* ``monitor`` / ``mode``: the validation metric that picks the best model.
+
+Built-in tasks: ``kws`` (here), ``polyphonic`` and ``melody`` (``seqkit.music.tasks``),
+``sequence_regression`` / ``sequence_classification`` (``seqkit.longrange``).
 
 ``kws`` -- keyword spotting, a clip classifier: softmax over the labels, sparse categorical
 cross-entropy, accuracy; the best model is the one with the highest validation accuracy.
@@ -6,14 +26,135 @@ cross-entropy, accuracy; the best model is the one with the highest validation a
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
-from .errors import ParameterError, fraction
+from .errors import DataError, ParameterError, fraction
+from .registry import FEATURES, SOURCES
 
+log = logging.getLogger("seqkit")
+
+SPLITS = ("train", "validation", "test")
 POOLINGS = ("last", "mean", "max")
 
 
-class KeywordSpotting:
+@dataclass
+class Split:
+    """One split: inputs ``x`` (N, T, F), targets ``y``, optional ``sample_weight``, and the
+    examples (source records) behind each row, for reports such as misclassified files."""
+
+    x: Any
+    y: Any
+    sample_weight: Any = None
+    items: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class TaskData:
+    splits: dict[str, Split]
+    input_shape: tuple
+    info: dict = field(default_factory=dict)
+    train_input: Any = None  # a PyDataset replacing splits["train"] for fitting, if any
+
+
+class Task:
+    """Base class of tasks; see the module docstring for the protocol."""
+
+    monitor = "val_loss"
+    mode = "min"
+    uses_audio_features = False  # whether the recipe's `features` steps apply
+    normalize_default = False  # model.normalize when the recipe leaves it unset
+    needs_sequences = True  # whether the last recurrent layer returns its whole sequence
+
+    def check_recipe(self, recipe) -> list[tuple[str, str]]:
+        """Problems ``(dotted path, message)`` of a recipe with this task; none by default."""
+        return []
+
+    def dummy_info(self) -> dict:
+        """``info`` standing in for real data when a recipe is checked without data."""
+        return {}
+
+    def dummy_input_shape(self) -> tuple:
+        raise NotImplementedError
+
+    def load_data(self, recipe, progress=None) -> TaskData:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def head(self, x, info: dict):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compile_args(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit_inputs(self, data: TaskData, batch_size: int) -> dict:
+        if data.train_input is not None:
+            return {"x": data.train_input}
+        train = data.splits["train"]
+        out = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": True}
+        if train.sample_weight is not None:
+            out["sample_weight"] = train.sample_weight
+        return out
+
+    def validation_data(self, data: TaskData):
+        val = data.splits["validation"]
+        if val.sample_weight is not None:
+            return (val.x, val.y, val.sample_weight)
+        return (val.x, val.y)
+
+    def callbacks(self, run_dir, data: TaskData) -> list:
+        return []
+
+    def write_files(self, run_dir, data: TaskData) -> None:
+        pass
+
+    def evaluate(self, model, data: TaskData, split: str) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+    def summary(self, metrics: dict) -> list[str]:
+        out = []
+        for split in ("validation", "test"):
+            if split in metrics and self.monitor.removeprefix("val_") in metrics[split]:
+                key = self.monitor.removeprefix("val_")
+                out.append(f"{split} {key}: {metrics[split][key]:.4f}")
+        return out
+
+
+# -- audio feature pipeline ----------------------------------------------------------------------
+
+
+def make_pipeline(recipe):
+    """The recipe's ``features`` steps as one ``FeaturePipeline`` (path or Example -> array)."""
+    from .features import FeaturePipeline
+
+    steps = [FEATURES.get(s.type)(**s.params) for s in recipe.features]
+    return FeaturePipeline(steps, [s.type for s in recipe.features])
+
+
+def _stack(feats, split) -> np.ndarray:
+    shapes = sorted({f.shape for f in feats})
+    if len(shapes) > 1:
+        frames = sorted({s[0] for s in shapes})
+        raise DataError(
+            f"Clips of the {split} split give different feature shapes (frames {frames[0]}.."
+            f"{frames[-1]}); add a `fix_length` step before the spectrogram in `features`."
+        )
+    return np.stack(feats).astype(np.float32)
+
+
+def make_source(recipe):
+    return SOURCES.get(recipe.data.source.type)(**recipe.data.source.params)
+
+
+# -- keyword spotting ----------------------------------------------------------------------------
+
+
+class KeywordSpotting(Task):
     """Clip classifier: recurrent layers -> (pooling) -> dropout -> Dense(labels, softmax).
 
     ``pooling``: ``last`` takes the last recurrent layer's final state (that layer is built with
@@ -22,6 +163,8 @@ class KeywordSpotting:
 
     monitor = "val_accuracy"
     mode = "max"
+    uses_audio_features = True
+    normalize_default = True
 
     def __init__(self, pooling: str = "last", dropout: float = 0.0):
         if pooling not in POOLINGS:
@@ -36,7 +179,54 @@ class KeywordSpotting:
         """Whether the last recurrent layer must return its whole output sequence."""
         return self.pooling != "last"
 
-    def head(self, x, num_classes: int):
+    def check_recipe(self, recipe) -> list[tuple[str, str]]:
+        if not recipe.features:
+            return [("features", "the kws task needs feature steps (load, ..., mfcc); none given")]
+        return []
+
+    def dummy_info(self) -> dict:
+        return {"labels": ["a", "b"]}
+
+    # data
+
+    def load_data(self, recipe, progress=None) -> TaskData:
+        """Source examples -> the feature pipeline -> ``(N, frames, features)`` per split."""
+        from .extract import extract_features
+
+        source = make_source(recipe)
+        examples = source.examples()
+        labels = source.label_names()
+        pipeline = make_pipeline(recipe)
+        index = {name: i for i, name in enumerate(labels)}
+        kept, feats, skipped = extract_features(examples, pipeline, progress=progress)
+        splits = {}
+        for split in SPLITS:
+            pick = [i for i, ex in enumerate(kept) if ex.split == split]
+            if not pick:
+                continue
+            x = _stack([feats[i] for i in pick], split)
+            y = np.array([index[kept[i].label] for i in pick], dtype=np.int64)
+            splits[split] = Split(x, y, items=[kept[i] for i in pick])
+        for split in ("train", "validation"):
+            if split not in splits:
+                raise DataError(
+                    f"The {split} split is empty ({len(kept)} usable files in all); add files or "
+                    "change the source's validation/test settings."
+                )
+        present = set(splits["train"].y.tolist())
+        missing = [labels[i] for i in range(len(labels)) if i not in present]
+        if missing:
+            raise DataError(f"No training examples for label(s): {', '.join(missing)}.")
+        info = {
+            "labels": labels,
+            "examples": {s: len(splits[s]) for s in splits},
+            "skipped": skipped,
+        }
+        return TaskData(splits, splits["train"].x.shape[1:], info)
+
+    # model
+
+    def head(self, x, info: dict):
         import keras
 
         if len(x.shape) == 3:
@@ -48,24 +238,57 @@ class KeywordSpotting:
             x = pool(name="pool")(x)
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
-        return keras.layers.Dense(num_classes, activation="softmax", name="scores")(x)
+        return keras.layers.Dense(len(info["labels"]), activation="softmax", name="scores")(x)
 
     def compile_args(self) -> dict:
         return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
 
-    def evaluate(self, model, x, y, labels, batch_size=256) -> dict:
-        """Loss, accuracy, per-class precision/recall/F1 and the confusion matrix."""
+    def write_files(self, run_dir, data: TaskData) -> None:
+        (run_dir / "labels.txt").write_text("".join(f"{n}\n" for n in data.info["labels"]))
+
+    # evaluation
+
+    def evaluate(self, model, data: TaskData, split: str, batch_size=256) -> dict:
+        """Loss, accuracy, per-class precision/recall/F1, the confusion matrix and the
+        misclassified files of ``split``."""
         import keras
 
-        probs = model.predict(x, batch_size=batch_size, verbose=0)
+        s = data.splits[split]
+        labels = data.info["labels"]
+        probs = model.predict(s.x, batch_size=batch_size, verbose=0)
         pred = probs.argmax(axis=1)
-        y = np.asarray(y)
+        y = np.asarray(s.y)
         loss = float(
             keras.ops.convert_to_numpy(
                 keras.losses.sparse_categorical_crossentropy(y, probs)
             ).mean()
         )
-        return classification_report(y, pred, labels) | {"loss": loss}
+        report = classification_report(y, pred, labels) | {"loss": loss}
+        report["misclassified"] = (
+            [
+                {
+                    "path": str(getattr(s.items[i], "path", s.items[i])),
+                    "label": labels[int(y[i])],
+                    "predicted": labels[int(pred[i])],
+                    "score": round(float(probs[i, pred[i]]), 4),
+                }
+                for i in np.flatnonzero(pred != y)
+            ]
+            if s.items
+            else []
+        )
+        return report
+
+    def summary(self, metrics: dict) -> list[str]:
+        out = []
+        for split in ("validation", "test"):
+            if split in metrics:
+                m = metrics[split]
+                out.append(
+                    f"{split} accuracy: {m['accuracy']:.4f} "
+                    f"({m['examples']} clips, best epoch {metrics['best_epoch']})"
+                )
+        return out
 
 
 def classification_report(y_true, y_pred, labels) -> dict:

@@ -4,7 +4,8 @@ A run folder holds::
 
     recipe.yaml      the resolved recipe (defaults filled in, overrides applied)
     run.json         status (running / completed / failed), times, versions, command
-    labels.txt       one label per line, in the order of the model's outputs
+    data.json        what the task recorded about the data: labels, counts, skipped files
+    labels.txt       (kws) one label per line, in the order of the model's outputs
     model.keras      the best model by validation (the task's monitor), with its normalisation
     metrics.json     train / validation / test metrics of that best model, counts, timing
     history.csv      per-epoch loss, metrics and learning rate
@@ -30,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SPLITS, extract_features
-from .errors import DataError, ParameterError, RecipeError, RunError
-from .features import FeaturePipeline, FixLength, Load
+from .errors import ParameterError, RecipeError, RunError
+from .features import FixLength, Load
 from .recipe import (
     LAYER_WRAPPER_KEYS,
     OPTIMIZERS,
@@ -41,7 +41,8 @@ from .recipe import (
     signature_params,
     validate_dict,
 )
-from .registry import FEATURES, LAYERS, SOURCES, TASKS, load_plugin_layers
+from .registry import LAYERS, TASKS, load_plugin_layers
+from .tasks import make_pipeline
 
 log = logging.getLogger("seqkit")
 
@@ -56,8 +57,8 @@ def _timestamp() -> str:
 
 
 # What seqkit itself writes into a run folder; --overwrite replaces only folders holding these.
-RUN_FILES = ("run.json", "recipe.yaml", "labels.txt", "model.keras", "metrics.json",
-             "history.csv", "logs")  # fmt: skip
+RUN_FILES = ("run.json", "recipe.yaml", "labels.txt", "data.json", "model.keras",
+             "metrics.json", "history.csv", "logs")  # fmt: skip
 
 
 def _check_replaceable(path: Path) -> None:
@@ -176,17 +177,31 @@ def build_layers(recipe: Recipe, needs_sequences: bool):
     return layers
 
 
-def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
-    """Input -> (Normalization fitted on ``train_x``) -> recipe layers -> task head, compiled."""
+def make_task(recipe: Recipe):
+    return TASKS.get(recipe.task.type)(**recipe.task.params)
+
+
+def _normalize(recipe: Recipe, task) -> bool:
+    n = recipe.model.normalize
+    return task.normalize_default if n is None else n
+
+
+def build_model(recipe: Recipe, task, input_shape, info: dict, train_x=None):
+    """Input -> (Normalization fitted on ``train_x``) -> recipe layers -> task head, compiled.
+
+    ``train.precision`` sets Keras' dtype policy first (``mixed_bfloat16`` / ``mixed_float16``
+    compute in 16 bits with float32 variables; the head's outputs are cast back to float32 so
+    losses are computed in float32).
+    """
     import keras
 
-    task = TASKS.get(recipe.task.type)(**recipe.task.params)
+    keras.mixed_precision.set_dtype_policy(recipe.train.precision)
     inputs = keras.Input(shape=tuple(input_shape), name="features")
     x = inputs
-    if recipe.model.normalize:
+    if _normalize(recipe, task):
         norm = keras.layers.Normalization(axis=-1, name="normalize")
         if train_x is not None:
-            norm.adapt(train_x.reshape(-1, train_x.shape[-1]))
+            norm.adapt(np.asarray(train_x).reshape(-1, train_x.shape[-1]))
         x = norm(x)
     for i, layer in enumerate(build_layers(recipe, task.needs_sequences)):
         try:
@@ -206,7 +221,9 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
                     )
                 ]
             )
-    outputs = task.head(x, num_classes)
+    outputs = task.head(x, info)
+    if recipe.train.precision != "float32":
+        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_out")(outputs)
     try:
         model = keras.Model(inputs, outputs, name=recipe.name.replace(".", "_").replace("-", "_"))
     except ValueError as exc:
@@ -216,7 +233,7 @@ def build_model(recipe: Recipe, input_shape, num_classes: int, train_x=None):
         learning_rate=opt.learning_rate, clipnorm=opt.clipnorm
     )
     model.compile(optimizer=optimizer, **task.compile_args())
-    return model, task
+    return model
 
 
 def _first_line(exc: BaseException) -> str:
@@ -233,33 +250,42 @@ def check_recipe(recipe: Recipe, file: str | None = None) -> None:
     """
     import keras
 
-    steps = make_pipeline(recipe).steps
-    if not isinstance(steps[0], Load):  # a plugin's own reader: no synthetic clip to feed it
-        return
-    sr = steps[0].sample_rate
-    length = next((s.length(sr) for s in steps if isinstance(s, FixLength)), sr)
-    x = np.random.default_rng(0).normal(scale=0.1, size=length).astype(np.float32)
-    for i, step in enumerate(steps[1:], start=1):
-        try:
-            x = step(x, sr)
-        except (ParameterError, ValueError) as exc:
-            suffix, text = param_message(exc, signature_params(type(step))[0])
-            raise RecipeError(
-                [
-                    (
-                        f"features[{i}]{suffix}",
-                        f"{text.rstrip('.')} (on a {length / sr:g} s clip at {sr} Hz).",
-                    )
-                ],
-                file=file,
-            ) from None
-        sr = step.output_rate(sr)
+    task = make_task(recipe)
+    problems = task.check_recipe(recipe)
+    if problems:
+        raise RecipeError(problems, file=file)
+    if task.uses_audio_features:
+        steps = make_pipeline(recipe).steps
+        if not isinstance(steps[0], Load):  # a plugin's own reader: no synthetic clip to feed it
+            return
+        sr = steps[0].sample_rate
+        length = next((s.length(sr) for s in steps if isinstance(s, FixLength)), sr)
+        x = np.random.default_rng(0).normal(scale=0.1, size=length).astype(np.float32)
+        for i, step in enumerate(steps[1:], start=1):
+            try:
+                x = step(x, sr)
+            except (ParameterError, ValueError) as exc:
+                suffix, text = param_message(exc, signature_params(type(step))[0])
+                raise RecipeError(
+                    [
+                        (
+                            f"features[{i}]{suffix}",
+                            f"{text.rstrip('.')} (on a {length / sr:g} s clip at {sr} Hz).",
+                        )
+                    ],
+                    file=file,
+                ) from None
+            sr = step.output_rate(sr)
+        shape = x.shape
+    else:
+        shape = task.dummy_input_shape()
     try:
-        build_model(recipe, x.shape, num_classes=2)
+        build_model(recipe, task, shape, task.dummy_info())
     except RecipeError as exc:
         raise RecipeError(exc.problems, file=file) from None
     finally:
         keras.backend.clear_session()
+        keras.mixed_precision.set_dtype_policy("float32")
 
 
 def _learning_rate_logger():
@@ -301,48 +327,9 @@ def _graph_writer(log_dir: Path, input_shape):
 # -- data ----------------------------------------------------------------------------------------
 
 
-def make_pipeline(recipe: Recipe) -> FeaturePipeline:
-    steps = [FEATURES.get(s.type)(**s.params) for s in recipe.features]
-    return FeaturePipeline(steps, [s.type for s in recipe.features])
-
-
-def _stack(feats, split) -> np.ndarray:
-    shapes = sorted({f.shape for f in feats})
-    if len(shapes) > 1:
-        frames = sorted({s[0] for s in shapes})
-        raise DataError(
-            f"Clips of the {split} split give different feature shapes (frames {frames[0]}.."
-            f"{frames[-1]}); add a `fix_length` step before the spectrogram in `features`."
-        )
-    return np.stack(feats).astype(np.float32)
-
-
-def load_dataset(recipe: Recipe, progress=None):
-    """Return ``labels, {split: (x, y, examples)}`` for the recipe's source and pipeline."""
-    source = SOURCES.get(recipe.data.source.type)(**recipe.data.source.params)
-    examples = source.examples()
-    labels = source.label_names()
-    pipeline = make_pipeline(recipe)
-    index = {name: i for i, name in enumerate(labels)}
-    kept, feats = extract_features(examples, pipeline, progress=progress)
-    data = {}
-    for split in SPLITS:
-        pick = [i for i, ex in enumerate(kept) if ex.split == split]
-        if not pick:
-            continue
-        x = _stack([feats[i] for i in pick], split)
-        y = np.array([index[kept[i].label] for i in pick], dtype=np.int64)
-        data[split] = (x, y, [kept[i] for i in pick])
-    for split in ("train", "validation"):
-        if split not in data:
-            raise DataError(
-                f"The {split} split is empty ({len(kept)} usable files in all); add files or "
-                "change data.source.validation_percent / test_percent."
-            )
-    missing = [labels[i] for i in range(len(labels)) if i not in set(data["train"][1].tolist())]
-    if missing:
-        raise DataError(f"No training examples for label(s): {', '.join(missing)}.")
-    return labels, data
+def load_data(recipe: Recipe, progress=None):
+    """The recipe's task's data (``TaskData``): arrays per split, input shape, info."""
+    return make_task(recipe).load_data(recipe, progress=progress)
 
 
 # -- training ------------------------------------------------------------------------------------
@@ -370,7 +357,8 @@ def train(
     _refuse_inside_data(final, recipe)
     keras.utils.set_random_seed(recipe.seed)
     t0 = time.time()
-    labels, data = load_dataset(recipe)
+    task = make_task(recipe)
+    data = task.load_data(recipe)
     feature_seconds = time.time() - t0
 
     run = final.with_name(f".{final.name}.partial-{os.getpid()}") if replacing else final
@@ -388,7 +376,7 @@ def train(
     _write_json(run / RUN_MARKER, info)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
     try:
-        metrics = _train_into(recipe, run, verbose, labels, data)
+        metrics = _train_into(recipe, run, verbose, task, data)
     except BaseException as exc:
         if replacing:
             shutil.rmtree(run, ignore_errors=True)
@@ -427,13 +415,13 @@ def _refuse_inside_data(run: Path, recipe: Recipe) -> None:
         )
 
 
-def _train_into(recipe: Recipe, run: Path, verbose: int, labels, data) -> dict:
+def _train_into(recipe: Recipe, run: Path, verbose: int, task, data) -> dict:
     import keras
 
-    (run / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
-    x_train, y_train, _ = data["train"]
-    x_val, y_val, _ = data["validation"]
-    model, task = build_model(recipe, x_train.shape[1:], len(labels), x_train)
+    _write_json(run / "data.json", data.info)
+    task.write_files(run, data)
+    train_x = data.splits["train"].x
+    model = build_model(recipe, task, data.input_shape, data.info, train_x)
 
     cfg = recipe.train
     callbacks = [
@@ -443,7 +431,8 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, labels, data) -> dict:
         ),
         keras.callbacks.CSVLogger(str(run / "history.csv")),
         keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=True),
-        _graph_writer(run / "logs", x_train.shape[1:]),
+        _graph_writer(run / "logs", data.input_shape),
+        *task.callbacks(run, data),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(
@@ -459,12 +448,9 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, labels, data) -> dict:
         )
     with contextlib.redirect_stdout(sys.stderr):  # results on stdout, progress on stderr
         history = model.fit(
-            x_train,
-            y_train,
-            validation_data=(x_val, y_val),
+            **task.fit_inputs(data, cfg.batch_size),
+            validation_data=task.validation_data(data),
             epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            shuffle=True,
             callbacks=callbacks,
             verbose=verbose,
         )
@@ -478,11 +464,10 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, labels, data) -> dict:
         "best_epoch": best_epoch,
         "epochs_run": len(monitored),
         "params": int(best.count_params()),
-        "labels": labels,
-        "examples": {split: int(len(data[split][1])) for split in data},
+        **{k: v for k, v in data.info.items() if k in ("labels", "examples", "skipped")},
     }
-    for split, (x, y, _) in data.items():
-        metrics[split] = task.evaluate(best, x, y, labels)
+    for split in data.splits:
+        metrics[split] = task.evaluate(best, data, split)
     return metrics
 
 
@@ -501,7 +486,7 @@ def load_model(path):
 
 
 class Run:
-    """A finished run folder: its recipe, labels, feature pipeline and best model."""
+    """A finished run folder: its recipe, task, data facts, feature pipeline and best model."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -510,9 +495,9 @@ class Run:
                 f"'{self.path}' is not a seqkit run folder (no {RUN_MARKER}); "
                 "pass the folder `seqkit train` printed."
             )
-        for name in ("recipe.yaml", "labels.txt", "model.keras"):
+        for name in ("recipe.yaml", "model.keras"):
             if not (self.path / name).is_file():
-                status = json.loads((self.path / RUN_MARKER).read_text()).get("status", "?")
+                status = self.info.get("status", "?")
                 raise RunError(f"Run folder '{self.path}' has no {name} (run status: {status}).")
         import yaml
 
@@ -521,9 +506,31 @@ class Run:
             file=str(self.path / "recipe.yaml"),
             build_layers=False,
         )
-        self.labels = (self.path / "labels.txt").read_text().splitlines()
-        self.pipeline = make_pipeline(self.recipe)
+        labels = self.path / "labels.txt"
+        self.labels = labels.read_text().splitlines() if labels.is_file() else []
         self._model = None
+
+    @property
+    def info(self) -> dict:
+        """run.json: status, times, versions."""
+        try:
+            return json.loads((self.path / RUN_MARKER).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def data_info(self) -> dict:
+        """data.json: what the task recorded about the data (labels, counts, skipped files)."""
+        path = self.path / "data.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def task(self):
+        return make_task(self.recipe)
+
+    @property
+    def pipeline(self):
+        return make_pipeline(self.recipe)
 
     @property
     def model(self):

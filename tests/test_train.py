@@ -11,7 +11,7 @@ import yaml
 from conftest import tiny_recipe
 
 from seqkit.recipe import validate_dict
-from seqkit.train import Run, build_layers, load_dataset, train
+from seqkit.train import Run, build_layers, load_data, train
 
 EPOCHS = 2
 
@@ -46,7 +46,7 @@ def test_resolved_recipe_has_defaults_and_revalidates(run):
     path, recipe = run
     doc = yaml.safe_load((path / "recipe.yaml").read_text())
     assert doc["train"]["optimizer"] == {"type": "adam", "learning_rate": 0.001, "clipnorm": None}
-    assert doc["model"]["normalize"] is True
+    assert doc["model"]["normalize"] is None  # the task's default: on for kws
     assert validate_dict(doc) == recipe
 
 
@@ -55,10 +55,10 @@ def test_metrics_match_the_saved_best_model(run):
     metrics = json.loads((path / "metrics.json").read_text())
     assert metrics["epochs_run"] == EPOCHS and 1 <= metrics["best_epoch"] <= EPOCHS
     assert sum(metrics["examples"].values()) == 40
-    labels, data = load_dataset(recipe)
+    data = load_data(recipe)
     model = Run(path).model
     for split in ("validation", "test"):
-        x, y, _ = data[split]
+        x, y = data.splits[split].x, data.splits[split].y
         acc = float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
         assert metrics[split]["accuracy"] == pytest.approx(acc)
         assert metrics[split]["examples"] == len(y)
@@ -95,8 +95,7 @@ def test_tensorboard_events_have_scalars_learning_rate_and_graph(run):
 
 def test_saved_model_predicts_the_same_in_a_fresh_process(run, tmp_path):
     path, recipe = run
-    _, data = load_dataset(recipe)
-    x = data["validation"][0]
+    x = load_data(recipe).splits["validation"].x
     np.save(tmp_path / "x.npy", x)
     want = Run(path).model.predict(x, verbose=0)
     script = (
@@ -119,8 +118,7 @@ def test_explain_draws_gates_that_match_the_layer(run, tmp_path):
 
     path, recipe = run
     r = Run(path)
-    _, data = load_dataset(recipe)
-    audio = data["validation"][2][0].path
+    audio = load_data(recipe).splits["validation"].items[0].path
     feats, gates, scores, _ = gate_activations_for(r, audio)
     assert gates["h"].shape == (1, feats.shape[0], 8)
     for key in ("r", "z"):
