@@ -22,11 +22,12 @@ KINDS = ("layers", "features", "sources", "tasks", "augmentations")
 # Commands defined in their own modules, imported only when used (or listed by --help):
 # name -> "module:attribute" of a click command or group.
 LAZY_COMMANDS = {
-    "evaluate": "seqkit.cli_kws:evaluate",
+    "evaluate": "seqkit.cli_evaluate:evaluate",
     "predict": "seqkit.cli_kws:predict",
     "stream": "seqkit.cli_kws:stream",
     "data": "seqkit.cli_data:data",
     "generate": "seqkit.cli_music:generate",
+    "music": "seqkit.cli_music:music",
     "compare": "seqkit.cli_compare:compare",
     "export": "seqkit.cli_export:export",
 }
