@@ -132,9 +132,16 @@ def cli(ctx, verbose, quiet):
 @click.option(
     "--overwrite", is_flag=True, help="Replace an existing run folder given by --run-dir."
 )
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, exists=True),
+    help="Continue the interrupted run in this folder from its last checkpoint.",
+)
 @click.pass_context
-def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
+def train(ctx, recipe, overrides, run_dir, runs_root, overwrite, resume):
     """Train RECIPE; print the run folder."""
+    if resume and (run_dir or overwrite):
+        raise click.UsageError("--resume continues a run in place; drop --run-dir/--overwrite.")
     _import_keras(ctx)
     from .recipe import load_recipe
     from .train import train as run_training
@@ -148,6 +155,7 @@ def train(ctx, recipe, overrides, run_dir, runs_root, overwrite):
         overwrite=overwrite,
         verbose=0 if verbose < 0 else (1 if sys.stderr.isatty() else 2),
         recipe_file=recipe,
+        resume=resume,
         on_run_dir=None
         if verbose < 0
         else (lambda p: click.echo(f"seqkit: run folder: {p}", err=True)),

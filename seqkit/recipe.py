@@ -98,6 +98,9 @@ class TrainSpec(Strict):
     early_stopping_patience: int | None = Field(None, ge=1)
     reduce_lr_patience: int | None = Field(None, ge=1)
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint every N training steps (always: every epoch)."
+    )
 
 
 class Recipe(Strict):

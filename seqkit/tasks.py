@@ -9,8 +9,10 @@ The trainer (``seqkit.train``) is task-agnostic; it talks to a task through this
   ``data.json`` in the run folder: labels, counts, skipped files) and the training input;
 * ``head(x, info)`` -> the output tensor on top of the recipe's layers;
 * ``compile_args()`` -> loss and metrics for ``model.compile``;
-* ``fit_inputs(data, batch_size)`` -> keyword arguments for ``model.fit`` (arrays, sample
-  weights, or a ``keras.utils.PyDataset`` for augmented or on-disk data);
+* ``epoch_inputs(data, epoch, batch_size, seed, skip_batches)`` -> keyword arguments for one
+  epoch's ``model.fit`` (arrays in a seeded per-epoch order, or a ``keras.utils.PyDataset`` for
+  augmented or on-disk data, told the epoch through ``set_epoch``) -- deterministic, so that a
+  resumed run replays the same batches;
 * ``evaluate(model, data, split)`` -> a JSON-able dict written into ``metrics.json``;
 * ``callbacks(run_dir, data)`` -> extra Keras callbacks (e.g. TensorBoard images, audio);
 * ``write_files(run_dir, data)`` -> task files in the run folder (``labels.txt`` for ``kws``);
@@ -92,13 +94,25 @@ class Task:
     def compile_args(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit_inputs(self, data: TaskData, batch_size: int) -> dict:
+    def epoch_inputs(self, data: TaskData, epoch: int, batch_size: int, seed: int,
+                     skip_batches: int = 0) -> dict:  # fmt: skip
+        """``model.fit`` keyword arguments for one epoch, a pure function of (seed, epoch).
+
+        Arrays: the training split in the order ``default_rng([seed, epoch]).permutation(n)``,
+        without the first ``skip_batches`` batches (a run resumed mid-epoch). A task dataset
+        (``data.train_input``, a ``keras.utils.PyDataset``) is told ``set_epoch(epoch,
+        skip_batches)`` and must then be deterministic too.
+        """
         if data.train_input is not None:
+            data.train_input.set_epoch(epoch, skip_batches)
             return {"x": data.train_input}
         train = data.splits["train"]
-        out = {"x": train.x, "y": train.y, "batch_size": batch_size, "shuffle": True}
+        order = np.random.default_rng([seed, epoch]).permutation(len(train))
+        order = order[skip_batches * batch_size :]
+        out = {"x": np.take(train.x, order, axis=0), "y": np.take(train.y, order, axis=0),
+               "batch_size": batch_size}  # fmt: skip
         if train.sample_weight is not None:
-            out["sample_weight"] = train.sample_weight
+            out["sample_weight"] = np.take(train.sample_weight, order, axis=0)
         return out
 
     def validation_data(self, data: TaskData):

@@ -58,7 +58,7 @@ def _timestamp() -> str:
 
 # What seqkit itself writes into a run folder; --overwrite replaces only folders holding these.
 RUN_FILES = ("run.json", "recipe.yaml", "labels.txt", "data.json", "model.keras",
-             "metrics.json", "history.csv", "logs")  # fmt: skip
+             "metrics.json", "history.csv", "logs", "checkpoint")  # fmt: skip
 
 
 def _check_replaceable(path: Path) -> None:
@@ -343,16 +343,20 @@ def train(
     verbose: int = 1,
     recipe_file: str | None = None,
     on_run_dir=None,
+    resume=None,
 ) -> Path:
-    """Train ``recipe``; return the run folder. Keras' progress goes to stderr.
+    """Train ``recipe``; return the run folder. Progress goes to stderr.
 
     The data is read before any folder is created, so a data problem leaves nothing behind.
     With ``overwrite``, the new run is trained in a hidden sibling folder and swapped in only
     when it completes: a failed or interrupted run leaves the previous one as it was.
+    With ``resume=RUN``, an interrupted run continues from its last checkpoint (``seqkit.fit``).
     """
     import keras
 
     check_recipe(recipe, recipe_file)
+    if resume is not None:
+        return _resume(recipe, Path(resume), verbose, on_run_dir)
     final, replacing = plan_run_dir(recipe.name, run_dir, runs_root, overwrite)
     _refuse_inside_data(final, recipe)
     keras.utils.set_random_seed(recipe.seed)
@@ -365,34 +369,24 @@ def train(
     _mkdir(run)
     if on_run_dir is not None:
         on_run_dir(final)
-    started = time.time()
     info = {
         "status": "running",
-        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "started": _now(),
         "recipe_file": recipe_file,
         "command": sys.argv,
         "versions": versions(),
+        "data": data_fingerprint(data),
+        "timing": {"feature_seconds": round(feature_seconds, 2)},
     }
     _write_json(run / RUN_MARKER, info)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
     try:
-        metrics = _train_into(recipe, run, verbose, task, data)
-    except BaseException as exc:
+        _finish(run, info, recipe, verbose, task, data, started=time.time() - feature_seconds)
+    except BaseException:
         if replacing:
             shutil.rmtree(run, ignore_errors=True)
             log.warning("The previous run in '%s' was kept unchanged.", final)
-        else:
-            info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            info["error"] = f"{type(exc).__name__}: {exc}"
-            info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-            _write_json(run / RUN_MARKER, info)
         raise
-    metrics["feature_seconds"] = round(feature_seconds, 2)
-    metrics["seconds"] = round(time.time() - started + feature_seconds, 2)
-    _write_json(run / "metrics.json", metrics)
-    info["status"] = "completed"
-    info["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
-    _write_json(run / RUN_MARKER, info)
     keras.backend.clear_session()
     if replacing:
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
@@ -400,6 +394,103 @@ def train(
         os.rename(run, final)
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=None) -> None:
+    """Train into ``run`` and record the outcome in run.json, whatever it is."""
+    try:
+        metrics = _train_into(recipe, run, verbose, task, data, resume)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        info["status"] = "interrupted" if interrupted else "failed"
+        info["error"] = f"{type(exc).__name__}: {exc}" if not interrupted else "interrupted"
+        if interrupted or (run / "checkpoint" / "state.json").is_file():
+            info["resume"] = f"seqkit train {info.get('recipe_file') or 'RECIPE'} --resume {run}"
+        info["finished"] = _now()
+        with contextlib.suppress(OSError):
+            _write_json(run / RUN_MARKER, info)
+        raise
+    info["files"] = {"model.keras": metrics.pop("_model_sha256")}
+    _write_json(run / "metrics.json", metrics)
+    info["status"] = "completed"
+    info.pop("error", None)
+    info.pop("resume", None)
+    info["finished"] = _now()
+    info.setdefault("timing", {})["seconds"] = round(time.time() - started, 2)
+    _write_json(run / RUN_MARKER, info)
+
+
+def data_fingerprint(data) -> dict:
+    """SHA-256 of the list of examples used (path, label, split; not the contents), per split."""
+    import hashlib
+
+    out = {}
+    for split, s in data.splits.items():
+        lines = sorted(
+            "\t".join(str(getattr(it, f, "")) for f in ("path", "label", "split"))
+            if not isinstance(it, str)
+            else it
+            for it in s.items
+        )
+        out[split] = {
+            "examples": len(s),
+            "list_sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+        }
+    return out
+
+
+def _resume(recipe: Recipe, run: Path, verbose: int, on_run_dir) -> Path:
+    """Continue the interrupted run in ``run`` from its last checkpoint."""
+    import keras
+    import yaml
+
+    from .fit import Checkpointer
+
+    try:
+        info = json.loads((run / RUN_MARKER).read_text())
+        saved = validate_dict(yaml.safe_load((run / "recipe.yaml").read_text()),
+                              file=str(run / "recipe.yaml"), build_layers=False)  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise RunError(f"'{run}' is not a resumable seqkit run folder ({exc}).") from None
+    if info.get("status") == "completed":
+        raise RunError(f"Run '{run}' already completed; nothing to resume.")
+    a, b = saved.to_dict(), recipe.to_dict()
+    a["train"].pop("epochs"), b["train"].pop("epochs")
+    if a != b:
+        diff = sorted(_diff_keys(a, b))
+        raise RunError(
+            f"The recipe differs from the one run '{run}' was started with "
+            f"({', '.join(diff[:6])}); only train.epochs may change on --resume."
+        )
+    keras.utils.set_random_seed(recipe.seed)
+    task = make_task(recipe)
+    t0 = time.time()
+    data = task.load_data(recipe)
+    if data_fingerprint(data) != info.get("data"):
+        log.warning("The data's file list changed since '%s' was started; resuming anyway.", run)
+    model, progress = Checkpointer.load(run)
+    if on_run_dir is not None:
+        on_run_dir(run)
+    (run / "recipe.yaml").write_text(recipe.to_yaml())
+    info.update(status="running", resumed=[*info.get("resumed", []), _now()])
+    info.pop("error", None)
+    _write_json(run / RUN_MARKER, info)
+    log.info("Resuming '%s' at epoch %d, step %d.", run, progress.epoch + 1, progress.step)
+    _finish(run, info, recipe, verbose, task, data, started=t0, resume=(model, progress))
+    keras.backend.clear_session()
+    return run
+
+
+def _diff_keys(a, b, prefix=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in set(a) | set(b):
+            yield from _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+    elif a != b:
+        yield prefix.rstrip(".")
 
 
 def _refuse_inside_data(run: Path, recipe: Recipe) -> None:
@@ -415,59 +506,91 @@ def _refuse_inside_data(run: Path, recipe: Recipe) -> None:
         )
 
 
-def _train_into(recipe: Recipe, run: Path, verbose: int, task, data) -> dict:
+def _epoch_callbacks(run: Path, task, data):
+    """Fresh logging callbacks for each epoch's ``fit`` call (TensorBoard, learning rate)."""
     import keras
 
-    _write_json(run / "data.json", data.info)
-    task.write_files(run, data)
-    train_x = data.splits["train"].x
-    model = build_model(recipe, task, data.input_shape, data.info, train_x)
+    def make(first: bool):
+        out = [
+            _learning_rate_logger(),
+            keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=first),
+            *task.callbacks(run, data),
+        ]
+        if first:
+            out.append(_graph_writer(run / "logs", data.input_shape))
+        return out
 
-    cfg = recipe.train
-    callbacks = [
-        _learning_rate_logger(),
-        keras.callbacks.ModelCheckpoint(
-            str(run / "model.keras"), monitor=task.monitor, mode=task.mode, save_best_only=True
-        ),
-        keras.callbacks.CSVLogger(str(run / "history.csv")),
-        keras.callbacks.TensorBoard(log_dir=str(run / "logs"), write_graph=True),
-        _graph_writer(run / "logs", data.input_shape),
-        *task.callbacks(run, data),
-    ]
-    if cfg.early_stopping_patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=task.monitor, mode=task.mode, patience=cfg.early_stopping_patience
-            )
-        )
-    if cfg.reduce_lr_patience:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=task.monitor, mode=task.mode, patience=cfg.reduce_lr_patience, factor=0.5
-            )
-        )
-    with contextlib.redirect_stdout(sys.stderr):  # results on stdout, progress on stderr
-        history = model.fit(
-            **task.fit_inputs(data, cfg.batch_size),
-            validation_data=task.validation_data(data),
-            epochs=cfg.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-    monitored = history.history[task.monitor]
-    best_epoch = int(np.argmax(monitored) if task.mode == "max" else np.argmin(monitored)) + 1
+    return make
 
+
+def _check_disk(run: Path, model) -> None:
+    """Fail before training when the run folder cannot hold the model and its checkpoints."""
+    need = int(model.count_params()) * 4 * 3 * 3 + 20 * 2**20  # weights + 2 optimizer slots, x3
+    try:
+        probe = run / ".write-test"
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+        free = shutil.disk_usage(run).free
+    except OSError as exc:
+        raise RunError(f"Cannot write into run folder '{run}': {exc.strerror or exc}.") from None
+    if free < need:
+        raise RunError(
+            f"Not enough free disk space for run folder '{run}': {free / 2**20:.0f} MiB free, "
+            f"about {need / 2**20:.0f} MiB needed for the model and its checkpoints."
+        )
+
+
+def _write_history(run: Path, history: list[dict]) -> None:
+    import csv
+    import io
+
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    tmp = run / f".history.csv.tmp-{os.getpid()}"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, run / "history.csv")
+
+
+def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None) -> dict:
+    from .fit import fit, save_model_atomic, sha256
+
+    if resume is None:
+        _write_json(run / "data.json", data.info)
+        task.write_files(run, data)
+        model = build_model(recipe, task, data.input_shape, data.info, data.splits["train"].x)
+        _check_disk(run, model)
+        progress = None
+    else:
+        model, progress = resume
+    progress = fit(
+        model,
+        task,
+        data,
+        recipe.train,
+        run,
+        _epoch_callbacks(run, task, data),
+        verbose,
+        recipe.seed,
+        progress,
+        on_epoch=lambda p: _write_history(run, p.history),
+    )
+    if not (run / "model.keras").is_file():  # no epoch improved on nothing: keep the last one
+        save_model_atomic(model, run / "model.keras")
     best = load_model(run / "model.keras")
     metrics = {
         "task": recipe.task.type,
         "monitor": task.monitor,
-        "best_epoch": best_epoch,
-        "epochs_run": len(monitored),
+        "best_epoch": progress.best_epoch,
+        "epochs_run": len(progress.history),
         "params": int(best.count_params()),
         **{k: v for k, v in data.info.items() if k in ("labels", "examples", "skipped")},
     }
     for split in data.splits:
         metrics[split] = task.evaluate(best, data, split)
+    metrics["_model_sha256"] = sha256(run / "model.keras")
     return metrics
 
 
@@ -534,8 +657,20 @@ class Run:
 
     @property
     def model(self):
+        """The best model; its SHA-256 is checked against run.json first (a corrupt or replaced
+        file is reported, never used)."""
         if self._model is None:
-            self._model = load_model(self.path / "model.keras")
+            path = self.path / "model.keras"
+            want = self.info.get("files", {}).get("model.keras")
+            if want is not None:
+                from .fit import sha256
+
+                if sha256(path) != want:
+                    raise RunError(
+                        f"'{path}' does not match the SHA-256 recorded in run.json when the run "
+                        "finished: the file is corrupt or was replaced. Retrain, or restore it."
+                    )
+            self._model = load_model(path)
         return self._model
 
     @property

@@ -249,6 +249,7 @@ def test_overwrite_refuses_a_symlink(tiny, tmp_path):
 
 
 def test_a_failed_overwrite_keeps_the_previous_run(tiny, tmp_path, monkeypatch):
+    import seqkit.errors
     import seqkit.train
 
     run = tmp_path / "run"
@@ -256,7 +257,7 @@ def test_a_failed_overwrite_keeps_the_previous_run(tiny, tmp_path, monkeypatch):
     before = (run / "model.keras").read_bytes()
 
     def boom(*args, **kwargs):
-        raise seqkit.train.DataError("simulated failure in the middle of training")
+        raise seqkit.errors.DataError("simulated failure in the middle of training")
 
     monkeypatch.setattr(seqkit.train, "_train_into", boom)
     result = invoke("train", path, "--run-dir", run, "--overwrite")

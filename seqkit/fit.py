@@ -1,0 +1,305 @@
+"""The training loop: one ``model.fit`` call per epoch, with checkpoints that make a run resumable
+exactly, and guards that stop a run cleanly.
+
+Why an epoch loop of our own instead of one ``fit(epochs=N)``: exact resumption. Everything
+random in an epoch is a function of (recipe seed, epoch): the order of the training examples is
+``default_rng([seed, epoch]).permutation(n)`` (or the task's own dataset, told the epoch through
+``set_epoch``), and the dropout generators' states are saved with each checkpoint. So a run
+resumed from any checkpoint -- at the end of an epoch, or after step ``k`` of one -- replays the
+same batches in the same order from the same weights and optimizer state, and on CPU ends with
+the same weights and metrics as a run that was never interrupted (``tests/test_resume.py``).
+The best-model selection, early stopping and learning-rate reduction live here too (not in
+Keras callbacks), so their state is part of the checkpoint.
+
+Checkpoints (``RUN/checkpoint/``): ``ckpt-<epoch>-<step>.keras`` (weights + optimizer state) and
+``state.json`` (epoch, step, best value and epoch, patience counters, dropout generator states,
+the checkpoint file's SHA-256). Each file is written to a temporary name and renamed into place,
+``state.json`` last, so a kill at any moment leaves the previous complete checkpoint; a
+checkpoint whose hash does not match is reported, never loaded.
+
+Guards: a non-finite training loss stops the run at that step with the epoch and step named,
+keeping the last good checkpoint and best model; Ctrl-C (SIGINT) finishes the current step,
+saves a checkpoint and raises ``KeyboardInterrupt`` (exit 130); a second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RunError
+
+log = logging.getLogger("seqkit")
+
+CHECKPOINT_DIR = "checkpoint"
+STATE = "state.json"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_model_atomic(model, path: Path) -> str:
+    """``model.save`` to a temporary ``.keras`` name beside ``path``, then rename; return SHA-256."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(str(tmp))
+        digest = sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _seed_generators(model):
+    return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+
+class Progress:
+    """Where training stands; everything a checkpoint needs besides weights and optimizer."""
+
+    def __init__(self, mode: str):
+        self.epoch = 0  # epochs completed
+        self.step = 0  # steps completed within epoch `epoch` (0: at an epoch boundary)
+        self.best = None
+        self.best_epoch = 0
+        self.mode = mode
+        self.wait = 0  # epochs without improvement (early stopping)
+        self.lr_wait = 0  # epochs without improvement since the last LR reduction
+        self.history = []  # per-epoch logs
+
+    def improved(self, value) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Progress:
+        p = cls(d["mode"])
+        for k, v in d.items():
+            setattr(p, k, v)
+        return p
+
+
+class Checkpointer:
+    def __init__(self, run: Path):
+        self.dir = run / CHECKPOINT_DIR
+        self.dir.mkdir(exist_ok=True)
+
+    def save(self, model, progress: Progress) -> None:
+        name = f"ckpt-{progress.epoch:04d}-{progress.step:06d}.keras"
+        digest = save_model_atomic(model, self.dir / name)
+        state = {
+            "file": name,
+            "sha256": digest,
+            "progress": progress.to_dict(),
+            "seed_generators": [
+                np.asarray(v.numpy() if hasattr(v, "numpy") else v).tolist()
+                for v in _seed_generators(model)
+            ],
+        }
+        write_json_atomic(self.dir / STATE, state)
+        for old in self.dir.glob("ckpt-*.keras"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    @staticmethod
+    def load(run: Path):
+        """``(model, progress)`` from RUN's last checkpoint; RunError if missing or corrupt."""
+        from .train import load_model
+
+        folder = run / CHECKPOINT_DIR
+        try:
+            state = json.loads((folder / STATE).read_text())
+            path = folder / state["file"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RunError(
+                f"Run folder '{run}' has no readable checkpoint ({folder / STATE}: {exc}); "
+                "it cannot be resumed. Start a new run."
+            ) from None
+        if not path.is_file() or sha256(path) != state.get("sha256"):
+            raise RunError(
+                f"Checkpoint '{path}' is missing or corrupt (its SHA-256 does not match "
+                f"{STATE}); it was not loaded. Start a new run."
+            )
+        model = load_model(path)
+        gens = _seed_generators(model)
+        for var, value in zip(gens, state.get("seed_generators", [])):
+            var.assign(np.asarray(value, dtype=var.dtype))
+        return model, Progress.from_dict(state["progress"])
+
+
+class _SigintDeferred:
+    """Turn the first Ctrl-C into a flag checked after each training step."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if hasattr(signal, "SIGINT") and _main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+        print("seqkit: interrupt: finishing this step and saving a checkpoint "
+              "(Ctrl-C again to stop at once)", file=sys.stderr)  # fmt: skip
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class NonFiniteLoss(RunError):
+    pass
+
+
+def _step_callback(model, progress, checkpointer, every, sigint):
+    """Counts steps; checkpoints every ``every`` steps; stops on a non-finite loss or Ctrl-C."""
+    import keras
+
+    class StepGuard(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.bad = None
+            self.interrupted = False
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.bad = (progress.epoch + 1, progress.step + 1, float(loss))
+                self.model.stop_training = True
+                return
+            progress.step += 1
+            if sigint.requested:
+                checkpointer.save(self.model, progress)
+                self.interrupted = True
+                self.model.stop_training = True
+            elif every and progress.step % every == 0:
+                checkpointer.save(self.model, progress)
+
+    return StepGuard()
+
+
+def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, seed: int,
+        progress: Progress | None = None, on_epoch=None):  # fmt: skip
+    """Train ``model`` for ``cfg.epochs`` epochs (or from ``progress`` on); return progress.
+
+    ``callbacks_for_epoch(first: bool)`` gives fresh Keras callbacks (logging) for each epoch's
+    ``fit`` call. The best model by ``task.monitor`` is saved atomically to RUN/model.keras.
+    """
+    import keras
+
+    progress = progress or Progress(task.mode)
+    checkpointer = Checkpointer(run)
+    monitor = task.monitor
+    n_batches = None
+    with _SigintDeferred() as sigint:
+        while progress.epoch < cfg.epochs:
+            epoch, skip = progress.epoch, progress.step
+            inputs = task.epoch_inputs(data, epoch, cfg.batch_size, seed, skip)
+            guard = _step_callback(model, progress, checkpointer,
+                                   cfg.checkpoint_every_steps, sigint)  # fmt: skip
+            t0 = time.time()
+            with contextlib.redirect_stdout(sys.stderr):
+                hist = model.fit(
+                    **inputs,
+                    validation_data=task.validation_data(data),
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    shuffle=False,
+                    callbacks=[*callbacks_for_epoch(epoch == 0 and skip == 0), guard],
+                    verbose=0,
+                )
+            if guard.bad is not None:
+                e, s, loss = guard.bad
+                raise NonFiniteLoss(
+                    f"The training loss became {loss} at epoch {e}, step {s}; training stopped. "
+                    f"Kept: the best model (epoch {progress.best_epoch}) and the last good "
+                    f"checkpoint in '{run / CHECKPOINT_DIR}'. Lower "
+                    "train.optimizer.learning_rate or set train.optimizer.clipnorm."
+                )
+            if guard.interrupted:
+                raise KeyboardInterrupt
+            logs = {k: float(v[-1]) for k, v in hist.history.items()}
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            value = logs.get(monitor)
+            if value is None:
+                raise RunError(
+                    f"The task's monitored metric '{monitor}' is not in the epoch logs "
+                    f"({', '.join(sorted(logs))})."
+                )
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"The validation metric {monitor} became {value} at epoch {epoch + 1}; "
+                    f"training stopped. Kept: the best model (epoch {progress.best_epoch})."
+                )
+            n_batches = progress.step
+            progress.history.append({"epoch": epoch + 1, **logs})
+            if progress.improved(value):
+                progress.best, progress.best_epoch, progress.wait, progress.lr_wait = (
+                    value, epoch + 1, 0, 0)  # fmt: skip
+                save_model_atomic(model, run / "model.keras")
+            else:
+                progress.wait += 1
+                progress.lr_wait += 1
+            if cfg.reduce_lr_patience and progress.lr_wait >= cfg.reduce_lr_patience:
+                new = logs["learning_rate"] * 0.5
+                model.optimizer.learning_rate.assign(new)
+                progress.lr_wait = 0
+                log.info("Epoch %d: %s did not improve for %d epochs; learning rate -> %.3g",
+                         epoch + 1, monitor, cfg.reduce_lr_patience, new)  # fmt: skip
+            progress.epoch, progress.step = epoch + 1, 0
+            stop = bool(cfg.early_stopping_patience and progress.wait >= cfg.early_stopping_patience)
+            if stop:
+                progress.epoch = cfg.epochs  # finished: nothing left to resume
+            checkpointer.save(model, progress)
+            if on_epoch is not None:
+                on_epoch(progress)
+            if verbose:
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in logs.items())
+                print(f"epoch {epoch + 1}/{cfg.epochs}  {shown}  ({time.time() - t0:.1f} s, "
+                      f"{n_batches} steps)", file=sys.stderr)  # fmt: skip
+            if stop:
+                log.info("Early stopping: %s did not improve for %d epochs (best: epoch %d).",
+                         monitor, cfg.early_stopping_patience, progress.best_epoch)  # fmt: skip
+                break
+    return progress
