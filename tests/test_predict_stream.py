@@ -1,0 +1,143 @@
+"""`seqkit predict` and `seqkit stream` on a trained run; streaming equals whole-clip inference."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from conftest import tiny_recipe
+
+from seqkit.cli import cli
+from seqkit.errors import RunError
+from seqkit.recipe import validate_dict
+from seqkit.streaming import Detector, audio_blocks, detect, load_for_inference
+from seqkit.train import train
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny run whose features use every streamable step: mel, dB, MFCC, deltas."""
+    root = tmp_path_factory.mktemp("run")
+    doc = tiny_recipe(root / "data", epochs=2)
+    doc["features"] += [{"type": "mfcc", "n_mfcc": 10}, {"type": "deltas", "width": 5}]
+    path = train(validate_dict(doc), run_dir=root / "run", verbose=0)
+    return path, root / "data"
+
+
+def clips(data, label, n=2):
+    return sorted((data / label).glob("*.wav"))[:n]
+
+
+def test_streaming_equals_whole_clip_inference(run):
+    path, data = run
+    model = load_for_inference(path)
+    load, fix = model.pipeline.steps[:2]
+    for file in clips(data, "ai") + clips(data, "u"):
+        whole = model.predict(model.features(file)[None])[0]
+        y = fix(load(file), load.sample_rate)  # the audio the whole clip sees
+        for copies in (1, 4):
+            s = model.streamer(copies=copies)
+            post = np.concatenate([s.push(y), s.flush()])
+            assert post.shape == (32, 4)  # 0.5 s at hop 128 / 8 kHz
+            np.testing.assert_allclose(post[-1], whole, atol=1e-5)
+
+
+def test_predict_prints_top_k_and_json(run):
+    path, data = run
+    files = clips(data, "ai", 1) + clips(data, "noise", 1)
+    model = load_for_inference(path)
+    probs = model.predict(np.stack([model.features(f) for f in files]))
+    result = invoke("predict", path, *files, "--top-k", 2)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    for line, file, p in zip(lines, files, probs):
+        best = np.argsort(-p)[:2]
+        want = ", ".join(f"{model.labels[j]} {p[j]:.4f}" for j in best)
+        assert line == f"{file}: {want}"
+    result = invoke("predict", path, *files, "--json", "--top-k", 9)
+    doc = json.loads(result.stdout)
+    assert [r["file"] for r in doc["predictions"]] == [str(f) for f in files]
+    for r, p in zip(doc["predictions"], probs):
+        assert len(r["top"]) == 4  # top-k is at most the number of labels
+        assert [t["label"] for t in r["top"]] == [model.labels[j] for j in np.argsort(-p)]
+        np.testing.assert_allclose(
+            [t["probability"] for t in r["top"]], np.sort(p)[::-1], atol=1e-6
+        )
+    assert doc["skipped"] == []
+
+
+def test_predict_skips_unreadable_files_and_fails_when_none_is_left(run, tmp_path):
+    path, data = run
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    good = clips(data, "u", 1)[0]
+    result = invoke("predict", path, bad, good, "--json")
+    assert result.exit_code == 0
+    assert f"Skipping {bad}: cannot be read as audio" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [r["file"] for r in doc["predictions"]] == [str(good)]
+    assert doc["skipped"][0]["file"] == str(bad)
+    result = invoke("predict", path, bad, tmp_path / "missing.wav")
+    assert result.exit_code == 1
+    assert "None of the 2 file(s) could be read" in result.stderr
+    assert result.stdout == ""
+    result = invoke("predict", tmp_path, good)
+    assert result.exit_code == 1 and "is not a seqkit run folder" in result.stderr
+    with pytest.raises(RunError):
+        load_for_inference(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def long_wav(run, tmp_path_factory):
+    """3.5 s at 16 kHz (the run resamples to 8 kHz): noise, clips, noise."""
+    _, data = run
+    rng = np.random.default_rng(0)
+    parts = []
+    for file in clips(data, "ai", 1) + clips(data, "ia", 1) + clips(data, "u", 1):
+        parts += [rng.normal(scale=0.01, size=10000), sf.read(str(file))[0]]
+    parts.append(rng.normal(scale=0.01, size=8000))
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    sf.write(str(path), np.concatenate(parts).astype(np.float32), 16000)
+    return path
+
+
+def test_stream_prints_what_the_library_detects(run, long_wav):
+    path, _ = run
+    model = load_for_inference(path)
+    result = invoke("stream", path, long_wav, "--threshold", 0.0, "--refractory-ms", 500, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    # threshold 0: a detection at the first frame and then as soon as each refractory time
+    # (31 frames of 16 ms) is over; never the filler label 'noise'
+    s = model.streamer(copies=4)
+    det = Detector(model.labels, 0.016, threshold=0.0, refractory_ms=500)
+    want = list(detect(s, det, audio_blocks(long_wav, 8000)))
+    assert [d.frame for d in want] == list(range(0, s.frames, 31))
+    got = [(d["time_s"], d["label"], d["score"]) for d in doc["detections"]]
+    assert got == [(d.time_s, d.label, d.score) for d in want]
+    assert want[0].time_s == pytest.approx(s.time_of(0)) and "noise" not in {d[1] for d in got}
+    assert doc["settings"]["labels"] == ["ai", "ia", "u"] and doc["frames"] == s.frames
+    assert doc["settings"]["copies"] == 4 and doc["settings"]["reset_every_frames"] == 32
+    text = invoke("stream", path, long_wav, "--threshold", 0.0, "--refractory-ms", 500)
+    assert text.stdout.splitlines() == [f"{t:.3f} {lab} {sc:.4f}" for t, lab, sc in got]
+
+
+def test_stream_reports_fillers_only_when_named_and_checks_labels(run, long_wav):
+    path, _ = run
+    result = invoke("stream", path, long_wav, "--threshold", 0.0, "--labels", "noise", "--json")
+    assert {d["label"] for d in json.loads(result.stdout)["detections"]} == {"noise"}
+    result = invoke("stream", path, long_wav, "--labels", "ai,uu")
+    assert result.exit_code == 2
+    assert "Label 'uu' is not one of the model's labels (ai, ia, u, noise). Did you mean 'u'?" in (
+        result.stderr
+    )
+    result = invoke("stream", path, long_wav, "--carry-state", "--json", "--threshold", 1.0)
+    doc = json.loads(result.stdout)
+    assert doc["settings"]["copies"] == 1 and doc["settings"]["reset_every_frames"] is None
+    assert doc["detections"] == []
