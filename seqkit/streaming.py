@@ -129,6 +129,9 @@ def _activation(name, where: str):
 # -- features ------------------------------------------------------------------------------------
 
 
+_RFFT_OUT = "out" in inspect.signature(np.fft.rfft).parameters
+
+
 def _mel_params(mel, sr) -> dict:
     """``librosa.feature.melspectrogram`` keyword arguments of a MelSpectrogram step at ``sr``."""
     fn = mel.mel_kwargs
@@ -170,7 +173,10 @@ class _Spectral:
 
     def frame(self, seg):
         np.multiply(seg, self.window, out=self._w)
-        np.fft.rfft(self._w, out=self._spec)
+        if _RFFT_OUT:
+            np.fft.rfft(self._w, out=self._spec)
+        else:  # numpy < 2: no out argument
+            self._spec[:] = np.fft.rfft(self._w)
         if self.power == 2.0:
             np.multiply(self._pairs, self._pairs, out=self._sq)
             np.dot(self._sq, self._mel, out=self._out)
@@ -445,7 +451,6 @@ class FeatureStream:
         self._spectral.reset()
         for stage in self._stages:
             stage.reset()
-        self.frames_out = 0
 
     def _run(self, frame, i, sink):
         stages = self._stages
@@ -459,7 +464,6 @@ class FeatureStream:
                 return
             frame = out
             i += 1
-        self.frames_out += 1
         sink(frame)
 
     def feed(self, audio, sink):
@@ -497,9 +501,8 @@ class FeatureStream:
     def latency_seconds(self) -> float:
         """Audio needed after a frame's centre before that frame is out (window + deltas)."""
         s = self._spectral
-        return (self.lookahead_frames * s.hop + s.n_fft - s.pad - (0 if s.center else s.pad)) / (
-            self.sample_rate
-        )
+        after_centre = s.n_fft - s.pad - (0 if s.center else s.n_fft // 2)
+        return (self.lookahead_frames * s.hop + after_centre) / self.sample_rate
 
 
 # -- model ---------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def test_mel_frames_equal_librosa_uncentered():
     ).T
     assert got.shape == want.shape == (97, 40)
     close(got, want)
+    assert fs.latency_seconds == 256 / SR  # half a window after the frame's centre
 
 
 @pytest.mark.parametrize(
@@ -150,6 +151,8 @@ def test_quickstart_pipeline_equals_the_whole_clip():
     )  # fmt: skip
     whole = p.from_audio(y, SR)
     assert whole.shape == (101, 26)
+    # a frame is out 4 hops (deltas) + half a window (200 samples) after its centre
+    assert FeatureStream(p).latency_seconds == pytest.approx(0.0525)
     close(stream(FeatureStream(p), y), whole)
     close(stream(FeatureStream(p, dtype=np.float64), y), whole)
 
