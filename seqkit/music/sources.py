@@ -1,0 +1,676 @@
+"""Music data sources: each gives piano rolls (``seqkit.music.rolls``) split into train /
+validation / test.
+
+* ``pianoroll_pickle`` -- the Boulanger-Lewandowski (ICML 2012) pickles of the classic
+  polyphonic benchmarks (JSB Chorales, Nottingham, MuseData, Piano-midi.de): a dict
+  ``{'train', 'valid', 'test'}`` -> sequences -> time steps -> MIDI note numbers 21..108.
+  **A pickle can run code when loaded.** seqkit opens one only when a recipe names this source,
+  and reads it with an unpickler that refuses every Python object reference (only lists,
+  tuples, sets, dicts, strings and numbers are built), so a hostile file is refused, not run.
+  Prefer ``pianoroll_npz``: ``seqkit music convert-pickle IN.pickle OUT.npz`` converts once.
+* ``pianoroll_npz`` -- the same rolls in a numpy ``.npz`` (read with ``allow_pickle=False``).
+* ``midi_folder`` -- ``.mid`` / ``.midi`` files read with pretty_midi, drum tracks excluded,
+  quantised with the rule of ``seqkit.music.rolls`` (a step is a note value at the file's
+  tempo, ``steps_per_quarter``, or ``step_seconds``).
+* ``music21_corpus`` -- scores shipped inside the music21 package (``composer: bach``: the
+  Bach chorales), read offline, optionally one part (``part: soprano``).
+* ``audio_folder`` -- WAV / FLAC / OGG recordings transcribed with librosa: pYIN for melodies
+  (``mode: melody``), a constant-Q piano roll for polyphony (``mode: polyphonic``).
+
+Bad input is skipped with a warning naming the file and what was done, and counted in
+``MusicData.skipped`` (written to ``data.json`` and ``metrics.json``): corrupt or empty MIDI,
+MIDI with only drums, audio with no detectable pitch, scores without the requested part.
+Notes outside 21..108 are dropped with a warning (counted). Nothing usable left: ``DataError``.
+
+Splits: the pickles and npz files carry theirs; folders use ``train/``, ``validation/`` (or
+``valid/``) and ``test/`` sub-folders when present, else Speech Commands' rule (a SHA-1 hash of
+the file name, ``validation_percent`` / ``test_percent``), stable as files are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..data import which_set
+from ..errors import DataError, ParameterError, positive_int, positive_number
+from .rolls import HIGHEST, KEYS, LOWEST, Note, midi_notes, notes_to_roll, steps_to_roll
+
+log = logging.getLogger("seqkit")
+
+SPLITS = ("train", "validation", "test")
+PICKLE_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+MIDI_SUFFIXES = (".mid", ".midi")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
+SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi", ".abc", ".md")
+
+
+@dataclass
+class Piece:
+    """One sequence: a ``(T, 88)`` boolean roll (key 0 = MIDI 21), its note onsets when the
+    source knows them (else None), the split and a name for messages."""
+
+    name: str
+    split: str
+    roll: np.ndarray
+    onsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.roll.shape[0])
+
+
+@dataclass
+class MusicData:
+    """What a music source read: pieces, the time step, and what it skipped or dropped."""
+
+    pieces: list[Piece]
+    time_step: dict  # {"steps_per_quarter": 4} or {"seconds": 0.023}
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    notes_dropped: int = 0  # notes outside 21..108, dropped from the pieces kept
+
+    def split(self, name: str) -> list[Piece]:
+        return [p for p in self.pieces if p.split == name]
+
+
+def seconds_per_step(time_step: dict, tempo: float = 120.0) -> float:
+    """Seconds of one step: the source's ``seconds``, or a note value at ``tempo`` (bpm)."""
+    if "seconds" in time_step:
+        return float(time_step["seconds"])
+    return 60.0 / float(tempo) / float(time_step["steps_per_quarter"])
+
+
+def _skip(skipped: list, path, reason: str) -> None:
+    skipped.append({"path": str(path), "reason": reason})
+    log.warning("Skipping %s: %s.", path, reason)
+
+
+def _dropped(path, n: int) -> None:
+    if n:
+        log.warning(
+            "%s: %d note(s) outside the piano range %d..%d dropped.", path, n, LOWEST, HIGHEST
+        )
+
+
+def _finish(pieces, time_step, skipped, dropped, what: str, total: int) -> MusicData:
+    if skipped:
+        log.warning("Skipped %d of %d %s (see the warnings above).", len(skipped), total, what)
+    if dropped:
+        log.warning("Dropped %d note(s) outside %d..%d in all.", dropped, LOWEST, HIGHEST)
+    if not pieces:
+        raise DataError(
+            f"No usable music: all {total} {what} were skipped or empty (see the warnings above)."
+        )
+    return MusicData(pieces, time_step, skipped, dropped)
+
+
+def _percent(name, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
+        raise ParameterError(f"`{name}` must be a number in [0, 100); received {value!r}.")
+    return float(value)
+
+
+def _time_step(steps_per_quarter, step_seconds) -> dict:
+    if steps_per_quarter is not None and step_seconds is not None:
+        raise ParameterError(
+            "Give `steps_per_quarter` or `step_seconds`, not both; received "
+            f"{steps_per_quarter!r} and {step_seconds!r}."
+        )
+    if step_seconds is not None:
+        return {"seconds": positive_number("step_seconds", step_seconds)}
+    return {"steps_per_quarter": positive_int("steps_per_quarter", steps_per_quarter or 4)}
+
+
+class MusicSource:
+    """Base of music sources: ``load(cache=True)`` -> ``MusicData``. Constructors only check
+    their arguments (recipes build them to validate); reading happens in ``load``."""
+
+    kind = "music"
+
+    def load(self, cache: bool = True) -> MusicData:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _FolderSplits:
+    """Split rule of folder sources: split sub-folders, else the file-name hash."""
+
+    SPLIT_DIRS = {
+        "train": "train",
+        "validation": "validation",
+        "valid": "validation",
+        "test": "test",
+    }
+
+    def _files(self, suffixes) -> list[tuple[Path, str]]:
+        root = self.root
+        if not root.is_dir():
+            raise DataError(f"Data folder '{root}' does not exist (data.source.root).")
+        named = {
+            p.name: p for p in root.iterdir() if p.is_dir() and p.name.lower() in self.SPLIT_DIRS
+        }
+        out = []
+        if named:
+            for name, folder in sorted(named.items()):
+                split = self.SPLIT_DIRS[name.lower()]
+                out += [(p, split) for p in _walk(folder, suffixes)]
+        else:
+            out = [
+                (p, which_set(p.name, self.validation_percent, self.test_percent))
+                for p in _walk(root, suffixes)
+            ]
+        if not out:
+            raise DataError(
+                f"Data folder '{root}' has no {' / '.join(suffixes)} files; add some or fix "
+                "data.source.root."
+            )
+        return out
+
+
+def _walk(folder: Path, suffixes) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+    )
+
+
+# -- the Boulanger-Lewandowski pickles ---------------------------------------------------------
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builds only plain containers and numbers; any reference to a Python object (a class, a
+    function -- the way a pickle runs code) is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"it refers to the Python object {module}.{name}")
+
+
+def read_plain_pickle(path) -> object:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Piano-roll pickle '{path}' not found (data.source.path).")
+    try:
+        with path.open("rb") as fh:
+            return _PlainUnpickler(fh).load()
+    except pickle.UnpicklingError as exc:
+        raise DataError(
+            f"{path}: refused: {exc}. seqkit reads only plain pickles (lists, tuples, dicts, "
+            "ints), never code; the Boulanger-Lewandowski files are plain."
+        ) from exc
+    except Exception as exc:  # EOFError, ValueError, ... : a damaged or foreign file
+        raise DataError(
+            f"{path}: cannot be read as a pickle ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+def _layout_error(path, where: str, found) -> DataError:
+    return DataError(
+        f"{path}: {where} is {_describe(found)}; expected the Boulanger-Lewandowski layout: a "
+        "dict {'train', 'valid', 'test'} -> list of sequences -> list of time steps -> "
+        "tuple of MIDI note numbers (ints 21..108)."
+    )
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))[:6]}"
+    text = repr(value)
+    return f"a {type(value).__name__} ({text[:40]}{'...' if len(text) > 40 else ''})"
+
+
+def layout_to_pieces(data, path) -> tuple[list[Piece], list[dict], int]:
+    """Check the B-L layout and turn it into pieces; ``(pieces, skipped, notes_dropped)``."""
+    if not isinstance(data, dict) or not all(k in data for k in PICKLE_SPLITS):
+        raise _layout_error(path, "the top level", data)
+    pieces, skipped, dropped = [], [], 0
+    for key, split in PICKLE_SPLITS.items():
+        seqs = data[key]
+        if not isinstance(seqs, (list, tuple)):
+            raise _layout_error(path, f"['{key}']", seqs)
+        for i, seq in enumerate(seqs):
+            where = f"['{key}'][{i}]"
+            if not isinstance(seq, (list, tuple)):
+                raise _layout_error(path, where, seq)
+            for t, step in enumerate(seq):
+                if not isinstance(step, (list, tuple, set, frozenset)) or not all(
+                    isinstance(n, int) and not isinstance(n, bool) for n in step
+                ):
+                    raise _layout_error(path, f"{where}[{t}]", step)
+            if not seq:
+                _skip(skipped, f"{path}{where}", "empty sequence")
+                continue
+            roll, outside = steps_to_roll(seq)
+            if outside:
+                _dropped(f"{path}{where}", outside)
+                dropped += outside
+            pieces.append(Piece(f"{key}[{i}]", split, roll))
+    return pieces, skipped, dropped
+
+
+class PianoRollPickle(MusicSource):
+    """A Boulanger-Lewandowski piano-roll pickle (``path``); one step = one frame of the file
+    (a quarter note for JSB Chorales, an eighth for the others), ``steps_per_quarter`` says
+    which (used to give generated MIDI its tempo). Read with a refusing unpickler: plain data
+    only, no code runs. ``seqkit music convert-pickle`` writes the npz equivalent."""
+
+    def __init__(self, path: str, steps_per_quarter: int = 1):
+        if not isinstance(path, str) or not path:
+            raise ParameterError(f"`path` must be a file name; received {path!r}.")
+        self.path = Path(path).expanduser()
+        self.steps_per_quarter = positive_int("steps_per_quarter", steps_per_quarter)
+
+    def load(self, cache: bool = True) -> MusicData:
+        data = read_plain_pickle(self.path)
+        pieces, skipped, dropped = layout_to_pieces(data, self.path)
+        n = sum(len(data[k]) for k in PICKLE_SPLITS)
+        return _finish(
+            pieces, {"steps_per_quarter": self.steps_per_quarter}, skipped, dropped, "sequences", n
+        )
+
+
+# -- npz -----------------------------------------------------------------------------------------
+
+
+def write_npz(path, pieces: list[Piece], time_step: dict) -> None:
+    """Write pieces as ``.npz``: per split ``<split>`` (all steps, 88) uint8 and
+    ``<split>_lengths``; ``lowest_note`` (21) and the time step. No pickled objects."""
+    arrays: dict[str, np.ndarray] = {"lowest_note": np.array(LOWEST)}
+    for split in SPLITS:
+        rolls = [p.roll for p in pieces if p.split == split]
+        arrays[split] = (
+            np.concatenate(rolls).astype(np.uint8) if rolls else np.zeros((0, KEYS), np.uint8)
+        )
+        arrays[f"{split}_lengths"] = np.array([len(r) for r in rolls], dtype=np.int64)
+    if "seconds" in time_step:
+        arrays["step_seconds"] = np.array(float(time_step["seconds"]))
+    else:
+        arrays["steps_per_quarter"] = np.array(int(time_step["steps_per_quarter"]))
+    tmp = Path(str(path) + ".partial.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+class PianoRollNpz(MusicSource):
+    """Piano rolls in a ``.npz`` (``seqkit music convert-pickle`` writes one): arrays
+    ``train`` / ``validation`` / ``test`` of shape (steps, 88) with ``<split>_lengths`` giving
+    each sequence's length, ``lowest_note`` = 21. Loaded with ``allow_pickle=False``."""
+
+    def __init__(self, path: str):
+        if not isinstance(path, str) or not path:
+            raise ParameterError(f"`path` must be a file name; received {path!r}.")
+        self.path = Path(path).expanduser()
+
+    def load(self, cache: bool = True) -> MusicData:
+        if not self.path.is_file():
+            raise DataError(f"Piano-roll file '{self.path}' not found (data.source.path).")
+        expected = (
+            "expected arrays train / validation / test (steps, 88) with train_lengths / "
+            "validation_lengths / test_lengths and lowest_note = 21 (`seqkit music "
+            "convert-pickle` writes this layout)"
+        )
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:
+            raise DataError(
+                f"{self.path}: cannot be read as .npz ({type(exc).__name__}: {exc}); {expected}."
+            ) from exc
+        missing = [k for s in SPLITS for k in (s, f"{s}_lengths") if k not in arrays] + (
+            [] if "lowest_note" in arrays else ["lowest_note"]
+        )
+        if missing:
+            raise DataError(f"{self.path}: missing {', '.join(missing)}; {expected}.")
+        if int(arrays["lowest_note"]) != LOWEST:
+            raise DataError(
+                f"{self.path}: lowest_note is {int(arrays['lowest_note'])}; {expected}."
+            )
+        pieces = []
+        for split in SPLITS:
+            rolls, lengths = arrays[split], arrays[f"{split}_lengths"]
+            if rolls.ndim != 2 or rolls.shape[1] != KEYS or lengths.ndim != 1:
+                raise DataError(
+                    f"{self.path}: '{split}' has shape {rolls.shape} and '{split}_lengths' "
+                    f"{lengths.shape}; {expected}."
+                )
+            if lengths.sum() != rolls.shape[0] or (lengths < 0).any():
+                raise DataError(
+                    f"{self.path}: '{split}_lengths' add up to {int(lengths.sum())} but "
+                    f"'{split}' has {rolls.shape[0]} steps; {expected}."
+                )
+            for i, roll in enumerate(np.split(rolls, np.cumsum(lengths)[:-1])):
+                if len(roll):
+                    pieces.append(Piece(f"{split}[{i}]", split, roll.astype(bool)))
+        if "step_seconds" in arrays:
+            step = {"seconds": float(arrays["step_seconds"])}
+        else:
+            step = {"steps_per_quarter": int(arrays.get("steps_per_quarter", 1))}
+        total = sum(len(arrays[f"{s}_lengths"]) for s in SPLITS)
+        return _finish(pieces, step, [], 0, "sequences", total)
+
+
+# -- MIDI folders ------------------------------------------------------------------------------
+
+
+def read_midi(path, time_step: dict) -> tuple[list[Note], int]:
+    """``(notes, drum_notes)`` of a MIDI file in steps; DataError if it cannot be read."""
+    import pretty_midi
+
+    try:
+        pm = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # mido and pretty_midi raise many types for damaged files
+        raise DataError(f"cannot be read as MIDI ({type(exc).__name__}: {exc})") from exc
+    return midi_notes(
+        pm,
+        steps_per_quarter=time_step.get("steps_per_quarter"),
+        step_seconds=time_step.get("seconds"),
+    )
+
+
+class MidiFolder(MusicSource, _FolderSplits):
+    """``.mid`` / ``.midi`` files under ``root`` (recursively), one piece each.
+
+    A step is ``1 / steps_per_quarter`` of a quarter note at the file's tempo (default 4: a
+    sixteenth), or ``step_seconds`` seconds. Drum tracks are left out; a file that cannot be
+    read, has no notes or only drums is skipped (warning, counted); notes outside 21..108 are
+    dropped (warning, counted).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        steps_per_quarter: int | None = None,
+        step_seconds: float | None = None,
+        validation_percent: float = 10.0,
+        test_percent: float = 10.0,
+    ):
+        if not isinstance(root, str) or not root:
+            raise ParameterError(f"`root` must be a folder name; received {root!r}.")
+        self.root = Path(root).expanduser()
+        self.time_step = _time_step(steps_per_quarter, step_seconds)
+        self.validation_percent = _percent("validation_percent", validation_percent)
+        self.test_percent = _percent("test_percent", test_percent)
+
+    def load(self, cache: bool = True) -> MusicData:
+        files = self._files(MIDI_SUFFIXES)
+        pieces, skipped, dropped = [], [], 0
+        for path, split in files:
+            try:
+                notes, drums = read_midi(path, self.time_step)
+            except DataError as exc:
+                _skip(skipped, path, str(exc))
+                continue
+            if not notes:
+                _skip(skipped, path, "only drum tracks" if drums else "no notes")
+                continue
+            roll, onsets, outside = notes_to_roll(notes)
+            if outside:
+                _dropped(path, outside)
+                dropped += outside
+            if not roll.any():
+                _skip(skipped, path, f"no notes inside {LOWEST}..{HIGHEST}")
+                continue
+            pieces.append(Piece(str(path), split, roll, onsets))
+        return _finish(pieces, self.time_step, skipped, dropped, "MIDI files", len(files))
+
+
+# -- music21's corpus --------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$SEQKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqkit``, else ``~/.cache/seqkit``."""
+    if os.environ.get("SEQKIT_CACHE_DIR"):
+        return Path(os.environ["SEQKIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seqkit"
+
+
+def score_notes(score, part: str | int | None, steps_per_quarter: int):
+    """Notes (in steps) of a music21 score, or of one part; None when ``part`` is missing.
+
+    Ties are merged; a step is ``1 / steps_per_quarter`` quarter note; times are exact
+    fractions, so the quantisation rule is applied exactly.
+    """
+    parts = list(score.parts) or [score]
+    if part is not None:
+        if isinstance(part, int):
+            parts = parts[part : part + 1] if -len(parts) <= part < len(parts) else []
+        else:
+            want = part.lower()
+            parts = [p for p in parts if want in str(p.partName or p.id or "").lower()][:1]
+        if not parts:
+            return None
+    notes = []
+    for p in parts:
+        for el in p.stripTies().flatten().notes:
+            start = Fraction(el.offset).limit_denominator(10_000)
+            end = start + Fraction(el.duration.quarterLength).limit_denominator(10_000)
+            s = int((start * steps_per_quarter).__floor__())
+            e = max(int((end * steps_per_quarter).__ceil__()), s + 1)
+            for pitch in el.pitches:
+                notes.append(Note(int(pitch.midi), s, e))
+    notes.sort(key=lambda n: (n.start, n.pitch, n.end))
+    return notes
+
+
+class Music21Corpus(MusicSource):
+    """Scores shipped with music21 (offline): every score of ``composer`` in its corpus
+    (``bach``: the chorales, 400-odd MusicXML files; RomanText analyses are left out), all
+    parts or one (``part``: a part name such as ``soprano``, or an index), ``limit`` scores at
+    most. A step is ``1 / steps_per_quarter`` quarter note. Parsed scores are cached as an
+    ``.npz`` of rolls under ``seqkit.music.sources.cache_dir()`` (never as pickles) when the
+    recipe's ``data.cache`` is true."""
+
+    def __init__(
+        self,
+        composer: str = "bach",
+        part: str | int | None = None,
+        steps_per_quarter: int = 4,
+        validation_percent: float = 10.0,
+        test_percent: float = 10.0,
+        limit: int | None = None,
+    ):
+        if not isinstance(composer, str) or not composer:
+            raise ParameterError(
+                f"`composer` must be a name such as 'bach'; received {composer!r}."
+            )
+        if part is not None and not isinstance(part, (str, int)):
+            raise ParameterError(f"`part` must be a part name or index; received {part!r}.")
+        self.composer = composer
+        self.part = part
+        self.steps_per_quarter = positive_int("steps_per_quarter", steps_per_quarter)
+        self.validation_percent = _percent("validation_percent", validation_percent)
+        self.test_percent = _percent("test_percent", test_percent)
+        self.limit = None if limit is None else positive_int("limit", limit)
+
+    def _paths(self) -> list[Path]:
+        try:
+            from music21 import corpus
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise DataError(f"music21 is needed for music21_corpus ({exc}).") from exc
+        paths = sorted(
+            Path(p) for p in corpus.getComposer(self.composer) if Path(p).suffix in SCORE_SUFFIXES
+        )
+        if not paths:
+            raise DataError(
+                f"music21's corpus has no scores by composer '{self.composer}' "
+                "(data.source.composer); try bach, beethoven, mozart, palestrina, monteverdi."
+            )
+        return paths[: self.limit] if self.limit else paths
+
+    def _cache_file(self, paths) -> Path:
+        import music21
+
+        key = json.dumps(
+            [music21.__version__, self.composer, self.part, self.steps_per_quarter,
+             [p.name for p in paths]]
+        )  # fmt: skip
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        return cache_dir() / "music21" / f"{self.composer}-{digest}.npz"
+
+    def load(self, cache: bool = True) -> MusicData:
+        paths = self._paths()
+        step = {"steps_per_quarter": self.steps_per_quarter}
+        cached = self._cache_file(paths)
+        entries = _read_cache(cached) if cache else None
+        if entries is None:
+            entries = [self._read(p) for p in paths]
+            if cache:
+                _write_cache(cached, entries)
+        pieces, skipped, dropped = [], [], 0
+        for name, reason, notes in entries:
+            if reason:
+                _skip(skipped, name, reason)
+                continue
+            roll, onsets, outside = notes_to_roll(notes)
+            if outside:
+                _dropped(name, outside)
+                dropped += outside
+            split = which_set(Path(name).name, self.validation_percent, self.test_percent)
+            pieces.append(Piece(name, split, roll, onsets))
+        return _finish(pieces, step, skipped, dropped, "scores", len(paths))
+
+    def _read(self, path: Path):
+        from music21 import converter
+
+        name = f"music21:{path.parent.name}/{path.name}"
+        try:
+            score = converter.parse(str(path), forceSource=True)  # never music21's pickles
+        except Exception as exc:
+            return name, f"cannot be parsed ({type(exc).__name__}: {exc})", []
+        notes = score_notes(score, self.part, self.steps_per_quarter)
+        if notes is None:
+            return name, f"no part named {self.part!r}", []
+        if not notes:
+            return name, "no notes", []
+        return name, "", notes
+
+
+def _read_cache(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = json.loads(str(z["names"]))
+            notes = z["notes"]
+            counts = z["counts"]
+    except Exception:  # a damaged cache is rebuilt
+        return None
+    out, i = [], 0
+    for (name, reason), n in zip(names, counts):
+        out.append((name, reason, [Note(*map(int, row)) for row in notes[i : i + n]]))
+        i += n
+    return out
+
+
+def _write_cache(path: Path, entries) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notes = [tuple(n) for _, _, ns in entries for n in ns]
+        tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
+        np.savez_compressed(
+            tmp,
+            names=np.array(json.dumps([[n, r] for n, r, _ in entries])),
+            notes=np.array(notes, dtype=np.int32).reshape(-1, 3),
+            counts=np.array([len(ns) for _, _, ns in entries], dtype=np.int64),
+        )
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("Could not write the score cache %s (%s); continuing without.", path, exc)
+
+
+# -- audio -------------------------------------------------------------------------------------
+
+AUDIO_MODES = ("melody", "polyphonic")
+
+
+class AudioFolder(MusicSource, _FolderSplits):
+    """Recordings under ``root`` (WAV, FLAC, OGG, ...), transcribed to piano rolls.
+
+    ``mode: melody`` -- pYIN (``seqkit.music.transcribe.melody_notes``), one note at a time,
+    with onsets; ``mode: polyphonic`` -- a constant-Q roll (``polyphonic_roll``). One step is
+    one analysis frame, ``hop_length / sample_rate`` seconds. A recording in which no pitch is
+    found is skipped (warning, counted).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        mode: str = "melody",
+        sample_rate: int = 22050,
+        hop_length: int = 512,
+        threshold_db: float = -30.0,
+        max_polyphony: int = 6,
+        lowest_note: int = 36,
+        highest_note: int = 96,
+        validation_percent: float = 10.0,
+        test_percent: float = 10.0,
+    ):
+        if not isinstance(root, str) or not root:
+            raise ParameterError(f"`root` must be a folder name; received {root!r}.")
+        if mode not in AUDIO_MODES:
+            raise ParameterError(
+                f"`mode` must be one of {', '.join(AUDIO_MODES)}; received {mode!r}."
+            )
+        self.root = Path(root).expanduser()
+        self.mode = mode
+        self.sample_rate = positive_int("sample_rate", sample_rate)
+        self.hop_length = positive_int("hop_length", hop_length)
+        if not isinstance(threshold_db, (int, float)) or threshold_db >= 0:
+            raise ParameterError(
+                f"`threshold_db` must be a number below 0; received {threshold_db!r}."
+            )
+        self.threshold_db = float(threshold_db)
+        self.max_polyphony = positive_int("max_polyphony", max_polyphony)
+        for name, v in (("lowest_note", lowest_note), ("highest_note", highest_note)):
+            if isinstance(v, bool) or not isinstance(v, int) or not LOWEST <= v <= HIGHEST:
+                raise ParameterError(
+                    f"`{name}` must be a MIDI note in {LOWEST}..{HIGHEST}; received {v!r}."
+                )
+        if lowest_note >= highest_note:
+            raise ParameterError(
+                f"`lowest_note` ({lowest_note}) must be below `highest_note` ({highest_note})."
+            )
+        self.lowest_note, self.highest_note = lowest_note, highest_note
+        self.validation_percent = _percent("validation_percent", validation_percent)
+        self.test_percent = _percent("test_percent", test_percent)
+
+    def transcribe(self, path) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(roll, onsets)`` of one recording; DataError when it cannot be read."""
+        from ..features import Load
+        from . import transcribe as tr
+
+        y = Load(sample_rate=self.sample_rate).read(path)
+        if self.mode == "melody":
+            notes = tr.melody_notes(
+                y, self.sample_rate, self.hop_length, self.lowest_note, self.highest_note
+            )
+            frames = 1 + len(y) // self.hop_length
+            roll, onsets, _ = notes_to_roll(notes, length=frames)
+            return roll, onsets
+        roll = tr.polyphonic_roll(
+            y, self.sample_rate, self.hop_length, self.threshold_db, self.max_polyphony
+        )
+        return roll, None
+
+    def load(self, cache: bool = True) -> MusicData:
+        files = self._files(AUDIO_SUFFIXES)
+        pieces, skipped = [], []
+        for path, split in files:
+            try:
+                roll, onsets = self.transcribe(path)
+            except DataError as exc:
+                _skip(skipped, path, str(exc).removeprefix(f"{path}: "))
+                continue
+            if not roll.any():
+                _skip(skipped, path, "no detectable pitch")
+                continue
+            pieces.append(Piece(str(path), split, roll, onsets))
+        step = {"seconds": self.hop_length / self.sample_rate}
+        return _finish(pieces, step, skipped, 0, "recordings", len(files))
