@@ -37,9 +37,35 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Example:
+    """One labelled clip of a split: a file, a part of a file, or generated noise.
+
+    ``offset`` / ``duration`` (seconds) select part of a longer file (``_silence_`` clips cut
+    from background-noise recordings); ``gain`` scales the waveform after loading; ``noise``
+    (``white``, ``pink`` or ``brown``) with ``seed`` and ``duration`` stands for generated
+    noise (no file is read; ``path`` then only names it). The feature pipeline takes the
+    example whole: ``pipeline(example)``. ``key`` identifies the clip (for caches and
+    messages): the path alone for a whole file.
+    """
+
     path: str
     label: str
     split: str
+    offset: float | None = None
+    duration: float | None = None
+    gain: float = 1.0
+    noise: str | None = None
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        if self.noise is not None:
+            return (
+                f"<{self.noise} noise seed={self.seed} duration={self.duration!r} "
+                f"gain={self.gain!r}>"
+            )
+        if self.offset is None and self.duration is None and self.gain == 1.0:
+            return str(self.path)
+        return f"{self.path}[offset={self.offset!r} duration={self.duration!r} gain={self.gain!r}]"
 
 
 def which_set(filename: str, validation_percent: float, test_percent: float) -> str:

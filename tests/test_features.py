@@ -20,6 +20,7 @@ from seqkit.features import (
     FeaturePipeline,
     FixLength,
     Load,
+    LogMel,
     MelSpectrogram,
     PowerToDb,
 )
@@ -435,3 +436,162 @@ def test_from_audio_at_target_rate_skips_resampling(tmp_path):
     sf.write(path, y, 16000, subtype="FLOAT")
     pipeline = FeaturePipeline([Load(16000), MelSpectrogram(**MEL_KW)])
     np.testing.assert_array_equal(pipeline.from_audio(y, 16000), pipeline(path))
+
+
+# -- window and hop in milliseconds; log_mel -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sr, ms_kw, sample_kw",
+    [
+        (16000, dict(win_ms=25, hop_ms=10), dict(n_fft=512, win_length=400, hop_length=160)),
+        (8000, dict(win_ms=25, hop_ms=10), dict(n_fft=256, win_length=200, hop_length=80)),
+        (16000, dict(win_ms=40, hop_ms=20), dict(n_fft=1024, win_length=640, hop_length=320)),
+        (16000, dict(hop_ms=20), dict(n_fft=512, hop_length=320)),
+        (
+            16000,
+            dict(win_ms=25, hop_ms=10, n_fft=400),
+            dict(n_fft=400, win_length=400, hop_length=160),
+        ),
+    ],
+)
+def test_melspectrogram_ms_equals_samples(sr, ms_kw, sample_kw):
+    y = tone(0.5, sr, seed=8)
+    step = MelSpectrogram(n_mels=20, **ms_kw)
+    assert step.frame_params(sr) == {
+        "n_fft": sample_kw["n_fft"],
+        "hop_length": sample_kw["hop_length"],
+        "win_length": sample_kw.get("win_length"),
+    }
+    out = step(y, sr)
+    ref = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=20, **sample_kw).T
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-8)
+
+
+def test_mfcc_ms_equals_librosa(audio16k):
+    out = MFCC(n_mfcc=13, win_ms=25, hop_ms=10, fmax=7600.0)(audio16k, 16000)
+    ref = librosa.feature.mfcc(
+        y=audio16k,
+        sr=16000,
+        n_mfcc=13,
+        n_fft=512,
+        win_length=400,
+        hop_length=160,
+        n_mels=40,
+        fmax=7600.0,
+    ).T
+    assert out.shape == ref.shape == (51, 13)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_log_mel_equals_melspectrogram_then_power_to_db(audio16k):
+    out = LogMel(n_mels=32, win_ms=25, hop_ms=10, fmin=20.0, top_db=60.0)(audio16k, 16000)
+    S = librosa.feature.melspectrogram(
+        y=audio16k, sr=16000, n_fft=512, win_length=400, hop_length=160, n_mels=32, fmin=20.0
+    )
+    ref = librosa.power_to_db(S, top_db=60.0).T
+    assert out.shape == ref.shape == (51, 32)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(win_ms=25, win_length=400), "`win_ms` and `win_length` both set"),
+        (dict(hop_ms=10, hop_length=160), "`hop_ms` and `hop_length` both set"),
+        (dict(win_ms=10, hop_ms=20), "`hop_ms` must be <= `win_ms` (10); received 20."),
+        (dict(win_ms=0), "`win_ms` must be a positive number; received 0."),
+        (dict(hop_ms=-5), "`hop_ms` must be a positive number; received -5."),
+    ],
+)
+@pytest.mark.parametrize("step", [MelSpectrogram, MFCC, LogMel])
+def test_ms_parameter_errors(step, kwargs, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        step(**kwargs)
+
+
+def test_win_ms_above_n_fft_at_call_time(audio16k):
+    step = MelSpectrogram(n_fft=256, win_ms=25)  # 400 samples at 16 kHz, 200 at 8 kHz
+    assert step(tone(0.5, 8000), 8000).shape == (26, 40)  # hop 160 samples
+    with pytest.raises(
+        ParameterError,
+        match=re.escape("`win_ms` (25 ms = 400 samples at 16000 Hz) must be <= `n_fft` (256)"),
+    ):
+        step(audio16k, 16000)
+
+
+def test_recipe_hop_ms_above_n_fft_names_the_step(tmp_path):
+    from seqkit.errors import RecipeError
+    from seqkit.recipe import load_recipe
+    from seqkit.train import check_recipe
+
+    doc = (REPO / "recipes" / "quickstart.yaml").read_text()
+    doc = doc.replace(
+        "{type: melspectrogram, n_fft: 400, hop_length: 160, n_mels: 40}",
+        "{type: melspectrogram, n_fft: 400, hop_ms: 30, n_mels: 40}",
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(doc)
+    with pytest.raises(RecipeError, match=r"features\[2\]\.hop_ms: .*480 samples at 16000 Hz"):
+        check_recipe(load_recipe(path), str(path))
+
+
+# -- Example input: parts of files, gain, generated noise ---------------------------------------
+
+
+def test_pipeline_reads_an_example_slice_with_gain(tmp_path):
+    from seqkit.data import Example
+
+    y = tone(3.0, FILE_SR, seed=9)
+    path = tmp_path / "long.wav"
+    sf.write(path, y, FILE_SR, subtype="FLOAT")
+    ex = Example(str(path), "_silence_", "train", offset=1.25, duration=1.0, gain=0.5)
+    out = Load(16000)(ex)
+    start = int(round(1.25 * FILE_SR))
+    ref = librosa.resample(y[start : start + FILE_SR], orig_sr=FILE_SR, target_sr=16000) * 0.5
+    assert out.shape == ref.shape == (16000,)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    pipeline = FeaturePipeline([Load(16000), FixLength(1.0), LogMel(hop_ms=10)])
+    assert pipeline(ex).shape == (101, 40)
+    assert pipeline(str(path)).shape == (101, 40)  # a plain path still works
+
+
+def test_example_offset_outside_the_file(tmp_path):
+    from seqkit.data import Example
+
+    path = tmp_path / "short.wav"
+    sf.write(path, tone(0.5, 16000), 16000)
+    ex = Example(str(path), "_silence_", "train", offset=2.0, duration=1.0)
+    with pytest.raises(DataError, match=re.escape(f"{path}[offset=2.0 duration=1.0 gain=1.0]")):
+        Load(16000)(ex)
+
+
+@pytest.mark.parametrize("color, slope_db", [("white", 0.0), ("pink", -3.0), ("brown", -6.0)])
+def test_generated_noise_example(color, slope_db):
+    from seqkit.data import Example
+
+    ex = Example("<noise>", "_silence_", "train", duration=2.0, gain=0.1, noise=color, seed=5)
+    a, b = Load(16000)(ex), Load(16000)(ex)
+    c = Load(16000)(Example("<noise>", "_silence_", "train", duration=2.0, gain=0.1, noise=color,
+                            seed=6))  # fmt: skip
+    assert a.shape == (32000,) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert np.sqrt(np.mean(a**2)) == pytest.approx(0.1, rel=1e-3)
+    # power per octave band: slope in dB per octave (white 0, pink -3, brown -6)
+    power = np.abs(np.fft.rfft(a)) ** 2
+    freqs = np.fft.rfftfreq(a.size, 1 / 16000)
+    bands = [(f, 2 * f) for f in (250.0, 500.0, 1000.0, 2000.0)]
+    db = [10 * np.log10(power[(freqs >= lo) & (freqs < hi)].mean()) for lo, hi in bands]
+    assert np.mean(np.diff(db)) == pytest.approx(slope_db, abs=0.6)
+
+
+def test_generated_noise_needs_a_duration():
+    from seqkit.data import Example
+
+    with pytest.raises(DataError, match=r"generated noise needs a duration"):
+        Load()(Example("<noise>", "_silence_", "train", noise="pink"))
+    with pytest.raises(ParameterError, match=r"`noise` must be one of white, pink, brown"):
+        Load()(Example("<noise>", "_silence_", "train", noise="blue", duration=1.0))
