@@ -137,15 +137,37 @@ def cli(ctx, verbose, quiet):
     type=click.Path(file_okay=False, exists=True),
     help="Continue the interrupted run in this folder from its last checkpoint.",
 )
+@click.option(
+    "--workers",
+    metavar="HOST:PORT,...",
+    help="multi_worker training: every worker's address, the chief (index 0) first.",
+)
+@click.option(
+    "--worker-index", type=int, help="multi_worker training: this process's index in --workers."
+)
 @click.pass_context
-def train(ctx, recipe, overrides, run_dir, runs_root, overwrite, resume):
+def train(ctx, recipe, overrides, run_dir, runs_root, overwrite, resume, workers, worker_index):
     """Train RECIPE; print the run folder."""
+    if (workers is None) != (worker_index is None):
+        raise click.UsageError("--workers and --worker-index go together.")
+    if workers is not None:
+        import json as _json
+
+        from .distribute import tf_config
+
+        cfg = tf_config([w.strip() for w in workers.split(",")], worker_index)
+        os.environ["TF_CONFIG"] = _json.dumps(cfg)
     if resume and (run_dir or overwrite):
         raise click.UsageError("--resume continues a run in place; drop --run-dir/--overwrite.")
     _import_keras(ctx)
     from .recipe import load_recipe
     from .train import train as run_training
 
+    from .distribute import setup
+
+    # Devices and collectives must be set up before anything touches TensorFlow, including
+    # the layers that full validation builds: read the recipe without them first.
+    setup(load_recipe(recipe, list(overrides), build_layers=False).train.distribute)
     r = load_recipe(recipe, list(overrides))
     verbose = ctx.obj["verbose"]
     path = run_training(
@@ -162,6 +184,9 @@ def train(ctx, recipe, overrides, run_dir, runs_root, overwrite, resume):
     )
     from .train import Run
 
+    if not (path / "run.json").is_file():  # a multi-worker helper's scratch run, now removed
+        click.echo("worker finished (the chief writes the run folder)")
+        return
     done = Run(path)
     for line in done.task.summary(done.metrics):
         click.echo(line)

@@ -91,6 +91,18 @@ class OptimizerSpec(Strict):
     clipnorm: float | None = Field(None, gt=0)
 
 
+class DistributeSpec(Strict):
+    """How training is spread over devices or machines (``seqkit.distribute``)."""
+
+    type: Literal["none", "mirrored", "multi_worker", "data_parallel"] = "none"
+    logical_cpus: int | None = Field(
+        None, ge=1, le=64, description="Split the CPU into N logical devices (mirrored on CPU)."
+    )
+    timeout_seconds: float = Field(
+        120.0, gt=0, description="multi_worker: a worker silent this long fails the run."
+    )
+
+
 class TrainSpec(Strict):
     epochs: int = Field(10, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
@@ -101,6 +113,7 @@ class TrainSpec(Strict):
     checkpoint_every_steps: int | None = Field(
         None, ge=1, description="Also checkpoint every N training steps (always: every epoch)."
     )
+    distribute: DistributeSpec = DistributeSpec()
 
 
 class Recipe(Strict):

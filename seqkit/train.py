@@ -354,9 +354,21 @@ def train(
     """
     import keras
 
+    from . import distribute
+
+    strategy = distribute.setup(recipe.train.distribute)  # before TensorFlow runs anything
     check_recipe(recipe, recipe_file)
     if resume is not None:
-        return _resume(recipe, Path(resume), verbose, on_run_dir)
+        return _resume(recipe, Path(resume), verbose, on_run_dir, strategy)
+    scratch = None
+    if recipe.train.distribute.type == "multi_worker" and distribute.worker_index() != 0:
+        # Not the chief: train in step with it, but into a scratch folder unless told where.
+        if run_dir is None:
+            import tempfile
+
+            scratch = Path(tempfile.mkdtemp(prefix="seqkit-worker-"))
+            run_dir = scratch / "run"
+        on_run_dir = None
     final, replacing = plan_run_dir(recipe.name, run_dir, runs_root, overwrite)
     _refuse_inside_data(final, recipe)
     keras.utils.set_random_seed(recipe.seed)
@@ -381,12 +393,16 @@ def train(
     _write_json(run / RUN_MARKER, info)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
     try:
-        _finish(run, info, recipe, verbose, task, data, started=time.time() - feature_seconds)
+        _finish(run, info, recipe, verbose, task, data, started=time.time() - feature_seconds,
+                strategy=strategy)  # fmt: skip
     except BaseException:
         if replacing:
             shutil.rmtree(run, ignore_errors=True)
             log.warning("The previous run in '%s' was kept unchanged.", final)
         raise
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     keras.backend.clear_session()
     if replacing:
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
@@ -400,10 +416,19 @@ def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
-def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=None) -> None:
+def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=None,
+            strategy=None) -> None:  # fmt: skip
     """Train into ``run`` and record the outcome in run.json, whatever it is."""
+    from .distribute import worker_failure
+
     try:
-        metrics = _train_into(recipe, run, verbose, task, data, resume)
+        try:
+            metrics = _train_into(recipe, run, verbose, task, data, resume, strategy)
+        except Exception as exc:
+            clear = worker_failure(exc, recipe.train.distribute)
+            if clear is None:
+                raise
+            raise clear from None
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         info["status"] = "interrupted" if interrupted else "failed"
@@ -443,7 +468,7 @@ def data_fingerprint(data) -> dict:
     return out
 
 
-def _resume(recipe: Recipe, run: Path, verbose: int, on_run_dir) -> Path:
+def _resume(recipe: Recipe, run: Path, verbose: int, on_run_dir, strategy=None) -> Path:
     """Continue the interrupted run in ``run`` from its last checkpoint."""
     import keras
     import yaml
@@ -472,7 +497,10 @@ def _resume(recipe: Recipe, run: Path, verbose: int, on_run_dir) -> Path:
     data = task.load_data(recipe)
     if data_fingerprint(data) != info.get("data"):
         log.warning("The data's file list changed since '%s' was started; resuming anyway.", run)
-    model, progress = Checkpointer.load(run)
+    from .distribute import scope
+
+    with scope(strategy):
+        model, progress = Checkpointer.load(run)
     if on_run_dir is not None:
         on_run_dir(run)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
@@ -480,7 +508,8 @@ def _resume(recipe: Recipe, run: Path, verbose: int, on_run_dir) -> Path:
     info.pop("error", None)
     _write_json(run / RUN_MARKER, info)
     log.info("Resuming '%s' at epoch %d, step %d.", run, progress.epoch + 1, progress.step)
-    _finish(run, info, recipe, verbose, task, data, started=t0, resume=(model, progress))
+    _finish(run, info, recipe, verbose, task, data, started=t0, resume=(model, progress),
+            strategy=strategy)  # fmt: skip
     keras.backend.clear_session()
     return run
 
@@ -554,13 +583,17 @@ def _write_history(run: Path, history: list[dict]) -> None:
     os.replace(tmp, run / "history.csv")
 
 
-def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None) -> dict:
+def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None,
+                strategy=None) -> dict:  # fmt: skip
+    from .distribute import scope
     from .fit import fit, save_model_atomic, sha256
 
     if resume is None:
         _write_json(run / "data.json", data.info)
         task.write_files(run, data)
-        model = build_model(recipe, task, data.input_shape, data.info, data.splits["train"].x)
+        with scope(strategy):
+            model = build_model(recipe, task, data.input_shape, data.info,
+                                data.splits["train"].x)  # fmt: skip
         _check_disk(run, model)
         progress = None
     else:
@@ -602,6 +635,7 @@ def load_model(path):
     import keras
 
     import seqkit.layers  # noqa: F401  (registers seqkit's GRU with Keras)
+    import seqkit.music.tasks  # noqa: F401  (the music tasks' loss and metrics in model.keras)
 
     for failure in load_plugin_layers():
         log.warning("%s", failure)

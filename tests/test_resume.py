@@ -161,7 +161,7 @@ def test_a_corrupt_best_model_is_detected(tmp_path):
     with open(run / "model.keras", "ab") as f:
         f.write(b"garbage")
     with pytest.raises(RunError, match="does not match the SHA-256 recorded in run.json"):
-        Run(run).model
+        _ = Run(run).model
 
 
 def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
