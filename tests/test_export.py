@@ -218,16 +218,16 @@ def test_int8_falls_back_to_dynamic_range_when_full_int8_is_refused(
     assert result.quantization == FULL_INT8 and not result.notes
     full = np.abs(load_exported(path).predict(x) - keras_scores(model, x)).max()
 
-    import seqkit.export
+    import seqkit.export.tflite
 
-    convert = seqkit.export._convert
+    convert = seqkit.export.tflite._convert
 
     def refuse_full_int8(keras_model, quantize=None, representative=None):
         if quantize == "int8":
             raise RuntimeError("error: 'tfl.fake' op is neither a custom op nor a flex op")
         return convert(keras_model, quantize, representative)
 
-    monkeypatch.setattr(seqkit.export, "_convert", refuse_full_int8)
+    monkeypatch.setattr(seqkit.export.tflite, "_convert", refuse_full_int8)
     result = export_model(model, "tflite_int8", path, streaming, calibration=x, overwrite=True)
     assert result.quantization == DYNAMIC_RANGE
     assert result.notes == [
