@@ -331,31 +331,3 @@ class SyntheticTones(FolderSource):
                     path = self.root / f"{label}/{speaker}_nohash_{i}.wav"
                     sf.write(path, y, s["file_sample_rate"], subtype="PCM_16")
         marker.write_text(json.dumps({"settings": s, "files": files, "complete": True}, indent=1))
-
-
-def extract_features(examples, pipeline, progress=None):
-    """Run ``pipeline`` over ``examples``; skip unreadable files with a warning naming each.
-
-    Returns ``(kept_examples, features)`` with features a list of (time, F) arrays. Raises
-    DataError when nothing usable is left.
-    """
-    kept, feats, skipped = [], [], []
-    for i, ex in enumerate(examples):
-        try:
-            feats.append(pipeline(ex.path))
-            kept.append(ex)
-        except DataError as exc:
-            skipped.append(ex.path)
-            log.warning("Skipping %s", exc)
-        except ParameterError as exc:  # a step that cannot handle this clip (too short, say)
-            skipped.append(ex.path)
-            log.warning("Skipping %s: %s", ex.path, exc)
-        if progress is not None:
-            progress(i + 1, len(examples))
-    if skipped:
-        log.warning("Skipped %d of %d files that could not be read.", len(skipped), len(examples))
-    if not kept:
-        raise DataError(
-            f"No usable audio: all {len(examples)} files were skipped (see the warnings above)."
-        )
-    return kept, feats

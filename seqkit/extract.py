@@ -1,50 +1,247 @@
-"""Feature extraction over a data source's examples: skip what cannot be read, say so, count it."""
+"""Feature extraction over a data source's examples, on all cores: skip what cannot be read,
+say so, count it.
+
+``iter_features`` is the engine: it runs a ``FeaturePipeline`` over examples and yields
+``(index, features, warning)`` in the examples' order, either in this process or in a pool of
+worker processes (``concurrent.futures`` with the ``forkserver`` start method where the
+platform has it, else ``spawn``: a process that has started TensorFlow's threads is never
+forked). The pipeline is pickled once per worker; examples go in chunks, and only a bounded
+number of chunks are in flight, so memory does not grow with the dataset. A file that a step
+rejects (``DataError``, ``ParameterError``) is a warning naming the file, never a failure.
+
+``extract_features`` keeps the features in memory (``data.cache: false``);
+``seqkit.cache.FeatureCache`` streams them to disk instead.
+
+Workers: all cores this process may use (``os.sched_getaffinity``), or ``SEQKIT_WORKERS``.
+Small jobs (fewer than ``PARALLEL_MIN`` examples) run in-process: starting a pool costs more
+than it saves. A progress bar goes to stderr when it is a terminal and seqkit's log level lets
+warnings through (``-q`` silences it).
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
+import pickle
+import sys
+import time
 
 from .errors import DataError, ParameterError
 
 log = logging.getLogger("seqkit")
 
-
-def _call(pipeline, ex):
-    # A pipeline takes an Example (offset/duration for clips cut from longer files) or a path.
-    import inspect
-
-    from .features import FeaturePipeline
-
-    if isinstance(pipeline, FeaturePipeline) and "Example" not in inspect.getsource(
-        FeaturePipeline.__call__
-    ):  # TODO(lead): remove once FeaturePipeline takes Examples
-        return pipeline(ex.path)
-    return pipeline(ex)
+WORKERS_ENV = "SEQKIT_WORKERS"
+PARALLEL_MIN = 1000  # fewer examples: extract in-process (a pool takes seconds to start)
 
 
-def extract_features(examples, pipeline, progress=None):
-    """Run ``pipeline`` over ``examples``; skip unreadable files with a warning naming each.
+def default_workers() -> int:
+    """Cores this process may use, or ``$SEQKIT_WORKERS`` (a positive integer)."""
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ParameterError(
+                f"${WORKERS_ENV} must be a positive integer; received {env!r}. "
+                f"Unset it to use all cores."
+            )
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def example_name(ex) -> str:
+    """What a message calls an example: its key (path, or path with offset/gain) or path."""
+    return str(getattr(ex, "key", None) or getattr(ex, "path", ex))
+
+
+def run_one(pipeline, ex):
+    """``(features, None)`` or ``(None, warning)`` for one example."""
+    try:
+        return pipeline(ex), None
+    except DataError as exc:
+        return None, f"Skipping {exc}"
+    except ParameterError as exc:  # a step that cannot handle this clip (too short, say)
+        return None, f"Skipping {example_name(ex)}: {exc}"
+
+
+# -- worker processes ----------------------------------------------------------------------------
+
+_PIPELINE = None
+
+
+def _init_worker(pipeline) -> None:
+    global _PIPELINE
+    _PIPELINE = pipeline
+
+
+def _work(chunk):
+    return [(i, *run_one(_PIPELINE, ex)) for i, ex in chunk]
+
+
+def _pool(workers: int, pipeline):
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        # Workers fork from a server that has imported these once, so each starts quickly.
+        ctx.set_forkserver_preload(["numpy", "librosa", "seqkit.features", "seqkit.extract"])
+    else:
+        ctx = mp.get_context("spawn")
+    return cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(pipeline,)
+    )
+
+
+def _picklable(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:
+        return False
+
+
+def iter_features(examples, pipeline, workers=None, progress=None):
+    """Yield ``(index, features or None, warning or None)`` for each example, in order.
+
+    ``workers``: processes to use (default ``default_workers()``); 1 runs in this process, as
+    do jobs under ``PARALLEL_MIN`` examples when ``workers`` is not given explicitly, and
+    pipelines that cannot be pickled (a plugin step holding a lock, say).
+    ``progress(done, total)`` is called after each example.
+    """
+    examples = list(examples)
+    total = len(examples)
+    explicit = workers is not None
+    workers = default_workers() if workers is None else int(workers)
+    parallel = workers > 1 and total > 1 and (explicit or total >= PARALLEL_MIN)
+    if parallel and not _picklable(pipeline):
+        log.info("The feature pipeline cannot be pickled; extracting in one process.")
+        parallel = False
+    if not parallel:
+        for i, ex in enumerate(examples):
+            feats, warning = run_one(pipeline, ex)
+            yield i, feats, warning
+            if progress is not None:
+                progress(i + 1, total)
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk = max(1, min(64, total // (workers * 8) or 1))
+    indexed = list(enumerate(examples))
+    chunks = [indexed[s : s + chunk] for s in range(0, total, chunk)]
+    done = 0
+    try:
+        with _pool(workers, pipeline) as pool:
+            pending = collections.deque()
+            todo = iter(chunks)
+            try:
+                for c in todo:  # keep a bounded number of chunks in flight
+                    pending.append(pool.submit(_work, c))
+                    if len(pending) >= 4 * workers:
+                        break
+                while pending:
+                    results = pending.popleft().result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(_work, nxt))
+                    for i, feats, warning in results:
+                        yield i, feats, warning
+                        done += 1
+                        if progress is not None:
+                            progress(done, total)
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+    except BrokenProcessPool as exc:  # a worker died (killed, or cannot start here)
+        log.warning(
+            "Feature extraction workers stopped (%s); continuing in one process.", exc or "died"
+        )
+        for i, ex in indexed[done:]:
+            feats, warning = run_one(pipeline, ex)
+            yield i, feats, warning
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+
+def extract_features(examples, pipeline, progress=None, workers=None):
+    """Run ``pipeline`` over ``examples`` (in parallel, see ``iter_features``); skip unreadable
+    files with a warning naming each.
 
     Returns ``(kept_examples, features, skipped_paths)`` with features a list of (time, F)
-    arrays. Raises DataError when nothing usable is left.
+    arrays held in memory. Raises DataError when nothing usable is left.
     """
+    examples = list(examples)
     kept, feats, skipped = [], [], []
-    for i, ex in enumerate(examples):
-        try:
-            feats.append(_call(pipeline, ex))
-            kept.append(ex)
-        except DataError as exc:
-            skipped.append(str(ex.path))
-            log.warning("Skipping %s", exc)
-        except ParameterError as exc:  # a step that cannot handle this clip (too short, say)
-            skipped.append(str(ex.path))
-            log.warning("Skipping %s: %s", ex.path, exc)
-        if progress is not None:
-            progress(i + 1, len(examples))
-    if skipped:
-        log.warning("Skipped %d of %d files that could not be read.", len(skipped), len(examples))
-    if not kept:
-        raise DataError(
-            f"No usable audio: all {len(examples)} files were skipped (see the warnings above)."
-        )
+    for i, x, warning in iter_features(examples, pipeline, workers=workers, progress=progress):
+        if warning is None:
+            kept.append(examples[i])
+            feats.append(x)
+        else:
+            skipped.append(str(getattr(examples[i], "path", examples[i])))
+            log.warning("%s", warning)
+    report_skipped(len(skipped), len(examples))
     return kept, feats, skipped
+
+
+def report_skipped(n_skipped: int, n_total: int) -> None:
+    """The summary warning for skipped files; DataError when nothing is left."""
+    if n_skipped:
+        log.warning("Skipped %d of %d files that could not be read.", n_skipped, n_total)
+    if n_total and n_skipped == n_total:
+        raise DataError(
+            f"No usable audio: all {n_total} files were skipped (see the warnings above)."
+        )
+    if not n_total:
+        raise DataError("No usable audio: the data source listed no files.")
+
+
+# -- progress bar --------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """``label  1234/5000 [#####.....] 25%  812/s  ETA 5s`` redrawn in place on ``stream``."""
+
+    def __init__(self, label: str, stream=None, min_interval: float = 0.2, width: int = 24):
+        self.label, self.stream = label, stream or sys.stderr
+        self.min_interval, self.width = min_interval, width
+        self.start = self.last = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.start is None:
+            self.start = self.last = now
+        finished = done >= total
+        if not finished and now - self.last < self.min_interval:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        rate = done / max(now - self.start, 1e-9)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        tail = f"{rate:.0f}/s  " + ("done" if finished else f"ETA {eta:.0f}s")
+        self.stream.write(
+            f"\r{self.label}  {done}/{total} [{bar:<{self.width}}] {frac:4.0%}  {tail}   "
+        )
+        if finished:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def default_progress(label: str = "features"):
+    """A ``ProgressBar`` on stderr when stderr is a terminal and seqkit is not quiet (``-q``
+    sets seqkit's log level to errors only); else ``None``."""
+    stream = sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    if logging.getLogger("seqkit").getEffectiveLevel() > logging.WARNING:
+        return None
+    return ProgressBar(label, stream)

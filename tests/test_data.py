@@ -1,4 +1,4 @@
-"""Tests of seqkit.data (split rule, folder and synthetic sources, feature extraction) and of
+"""Tests of seqkit.data (split rule, folder and synthetic sources) and of
 seqkit.tasks.classification_report.
 
 Audio trees are made in ``tmp_path``. The Speech Commands oracle test reads
@@ -8,7 +8,6 @@ Audio trees are made in ``tmp_path``. The Speech Commands oracle test reads
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from pathlib import Path
@@ -23,11 +22,9 @@ from seqkit.data import (
     Example,
     FolderSource,
     SyntheticTones,
-    extract_features,
     which_set,
 )
 from seqkit.errors import DataError, ParameterError
-from seqkit.features import FeaturePipeline, FixLength, Load, MelSpectrogram, PowerToDb
 from seqkit.tasks import classification_report
 
 SPEECH_COMMANDS = (
@@ -383,77 +380,6 @@ def test_synthetic_class_subset(tmp_path):
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["noise", "u"]
 
 
-# -- extract_features ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def seqkit_log(caplog):
-    """Capture the "seqkit" logger even if a CLI test turned its propagation off."""
-    logger = logging.getLogger("seqkit")
-    logger.addHandler(caplog.handler)
-    old_level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(old_level)
-
-
-def small_pipeline():
-    return FeaturePipeline(
-        [
-            Load(16000),
-            FixLength(0.25),
-            MelSpectrogram(n_fft=400, hop_length=160, n_mels=20),
-            PowerToDb(),
-        ]
-    )
-
-
-def test_extract_features_skips_unreadable(tmp_path, seqkit_log):
-    good = [write_wav(tmp_path / f"g{i}.wav", seed=i) for i in range(3)]
-    bad = tmp_path / "broken.wav"
-    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    examples = [
-        Example(str(good[0]), "a", "train"),
-        Example(str(bad), "b", "train"),
-        Example(str(good[1]), "a", "test"),
-        Example(str(good[2]), "b", "validation"),
-    ]
-    seen = []
-    kept, feats = extract_features(
-        examples, small_pipeline(), progress=lambda i, n: seen.append((i, n))
-    )
-    assert kept == [examples[0], examples[2], examples[3]]
-    assert len(feats) == 3
-    assert all(f.shape == (26, 20) for f in feats)
-    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    warnings = [r.getMessage() for r in seqkit_log.records if r.levelno == logging.WARNING]
-    assert any(str(bad) in w and "cannot be read as audio" in w for w in warnings), warnings
-    assert any("Skipped 1 of 4 files" in w for w in warnings), warnings
-    assert not any(str(good[0]) in w for w in warnings)
-
-
-def test_extract_features_nothing_left(tmp_path, seqkit_log):
-    bad = []
-    for i in range(2):
-        p = tmp_path / f"bad{i}.wav"
-        p.write_bytes(os.urandom(64))
-        bad.append(Example(str(p), "a", "train"))
-    with pytest.raises(DataError, match=r"No usable audio: all 2 files were skipped"):
-        extract_features(bad, small_pipeline())
-    warnings = [r.getMessage() for r in seqkit_log.records]
-    assert any("Skipped 2 of 2 files" in w for w in warnings)
-
-
-def test_extract_features_no_warning_when_all_read(tmp_path, seqkit_log):
-    examples = [
-        Example(str(write_wav(tmp_path / f"g{i}.wav", seed=i)), "a", "train") for i in range(2)
-    ]
-    kept, feats = extract_features(examples, small_pipeline())
-    assert kept == examples and len(feats) == 2
-    assert not [r for r in seqkit_log.records if r.levelno >= logging.WARNING]
-
-
 # -- classification_report -----------------------------------------------------------------------
 
 
@@ -539,28 +465,3 @@ def test_marker_cannot_make_seqkit_delete_other_files(tmp_path):
     marker.write_text(json.dumps(made))
     SyntheticTones(str(root), **SMALL).prepare()
     assert victim.read_text() == "keep"
-
-
-def test_a_clip_a_step_cannot_handle_is_skipped_not_fatal(tmp_path, caplog):
-    from seqkit.features import Deltas
-
-    logger = logging.getLogger("seqkit")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.WARNING, logger="seqkit")  # a CLI test may have left it at ERROR
-    try:
-        short = write_wav(tmp_path / "a" / "short_nohash_0.wav", seconds=0.02)
-        long = write_wav(tmp_path / "a" / "long_nohash_0.wav", seconds=0.5)
-        pipeline = FeaturePipeline(
-            [
-                Load(sample_rate=16000),
-                MelSpectrogram(n_fft=256, hop_length=128),
-                PowerToDb(),
-                Deltas(width=9),
-            ]
-        )
-        examples = [Example(str(short), "a", "train"), Example(str(long), "a", "train")]
-        kept, feats = extract_features(examples, pipeline)
-    finally:
-        logger.removeHandler(caplog.handler)
-    assert [e.path for e in kept] == [str(long)]
-    assert f"Skipping {short}: `width` must be <= the number of frames" in caplog.text
