@@ -15,7 +15,8 @@
     train: {epochs: 10, batch_size: 32, optimizer: {type: adam, learning_rate: 0.001}}
 
 Loading is ``yaml.safe_load`` only: no Python tags, no import paths -- components are registry
-names. The schema is pydantic with unknown keys forbidden; every ``{type: NAME, ...}`` step's
+names; files over 1 MB, alias bombs and deep nesting are refused in bounded time and memory
+(``read_yaml``, ``_UniqueKeyLoader``). The schema is pydantic with unknown keys forbidden; every ``{type: NAME, ...}`` step's
 parameters are checked against the component's signature, then the component is built once so
 that its own checks (``units`` > 0, ``hop_length`` <= ``n_fft``) run at validation time. All
 problems are reported together, each as ``FILE: dotted.path: message``.
@@ -139,11 +140,18 @@ class Recipe(Strict):
 def format_path(loc) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
+        out += f"[{part}]" if isinstance(part, int) else key_part(part, first=not out)
     return out
+
+
+_PLAIN_KEY = re.compile(r"[^\s.\[\]'\"]+")
+
+
+def key_part(key, first: bool = False) -> str:
+    """``.key`` in a dotted path; ``['']``, ``['a.b']`` or ``[None]`` for keys that need quoting."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) and key.isprintable():
+        return key if first else f".{key}"
+    return f"[{key!r}]"
 
 
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -312,7 +320,7 @@ def _type_problems(registry, obj, params, path) -> list[tuple[str, str]]:
             _adapter(ann).validate_python(value, strict=True)
         except ValidationError as exc:
             loc = exc.errors()[0]["loc"]
-            where = f"{path}.{key}" + "".join(f"[{i}]" for i in loc if isinstance(i, int))
+            where = path + key_part(key) + "".join(f"[{i}]" for i in loc if isinstance(i, int))
             bad = value
             for i in loc:
                 if isinstance(i, int) and isinstance(bad, list) and i < len(bad):
@@ -347,7 +355,7 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
                     if hint
                     else (f"; {registry.kind} '{step.type}' takes: {', '.join(accepted)}")
                 )
-                problems.append((f"{path}.{key}", f"unknown parameter{hint}"))
+                problems.append((path + key_part(key), f"unknown parameter{hint}"))
     problems += _type_problems(registry, obj, params, path)
     if problems or not build:
         return problems
@@ -357,6 +365,17 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
     except (ValueError, TypeError, KeyError, SeqkitError) as exc:
         suffix, text = param_message(exc, kwargs)
         problems.append((f"{path}{suffix}", text))
+    except Exception as exc:  # a plugin's own bug: name the plugin, keep checking the rest
+        entry = registry.entry(step.type)
+        if not entry.is_plugin:
+            raise
+        problems.append(
+            (
+                path,
+                f"plugin {registry.kind} '{step.type}' from {entry.source} failed: "
+                f"{type(exc).__name__}: {exc}",
+            )
+        )
     return problems
 
 
@@ -423,7 +442,7 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
         problems.append(
             (
                 "train.optimizer.type",
-                f"unknown optimizer '{opt}'.{did_you_mean(opt, OPTIMIZERS)} "
+                f"unknown optimizer {opt!r}.{did_you_mean(opt, OPTIMIZERS)} "
                 f"Available: {', '.join(OPTIMIZERS)}.",
             )
         )
@@ -432,13 +451,162 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
 
 # -- loading -------------------------------------------------------------------------------------
 
+# Limits of the YAML loader. A real recipe is a few KB, under ten levels deep and a few hundred
+# values; these bounds keep a hostile file's cost (time and memory) small without ever getting
+# in the way of a real one.
+MAX_RECIPE_BYTES = 1_000_000  # file size
+MAX_DEPTH = 50  # nested lists and mappings, aliases expanded
+MAX_VALUES = 100_000  # values (scalars, lists, mappings) in the document, aliases expanded
+MAX_NUMBER_CHARS = 100  # characters of one integer (Python refuses to print > 4300 digits)
+
+_YAML = "tag:yaml.org,2002:"
+# The only types a recipe holds: what JSON holds, plus the ``<<`` merge key.
+_PLAIN_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document the loader refuses before building anything: too large, too deep, or a tag."""
+
+
+class _LimitError(_Refused):
+    """Too large, too deep, or too many aliases (``problem`` starts with which one)."""
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no Python tags) that refuses a key given twice in one mapping."""
+    """``yaml.SafeLoader`` for recipes: plain data only, bounded cost, no key given twice.
+
+    * Only plain YAML types are built (strings, numbers, booleans, null, lists, mappings, ``<<``
+      merges). Any other tag -- ``!!python/object/apply:...``, ``!!python/name:...``, ``!!binary``,
+      ``!!timestamp``, ``!local`` -- is refused when the parser reaches it, before anything is
+      built. Unquoted dates (``2024-01-01``) and ``=`` stay strings.
+    * Nesting deeper than ``MAX_DEPTH``, more than ``MAX_VALUES`` values once aliases are
+      expanded (the "billion laughs" bomb: each alias is counted at its expanded size, in
+      constant time), an alias inside the node it names, and integers longer than
+      ``MAX_NUMBER_CHARS`` characters are refused as soon as they are seen.
+    * A key given twice in one mapping is refused (YAML would keep the second silently).
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in _PLAIN_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0
+        self._aliased = False
+        self._sizes: dict = {}  # composed node -> (values, depth), aliases expanded
+
+    def _count(self, values: int, depth: int, mark, alias: str | None = None) -> None:
+        self._values += values
+        self._aliased = self._aliased or alias is not None
+        if depth > MAX_DEPTH:
+            via = f" (through alias *{alias})" if alias else ""
+            raise _LimitError(
+                None,
+                None,
+                f"too deep: lists and mappings nest more than {MAX_DEPTH} levels{via}; "
+                "a recipe needs a handful",
+                mark,
+            )
+        if self._values > MAX_VALUES:
+            what, hint = (
+                ("too many aliases: expanding them gives", "write the values out, or use fewer")
+                if self._aliased
+                else ("too large: the document holds", "is this the right file?")
+            )
+            raise _LimitError(
+                None,
+                None,
+                f"{what} more than {MAX_VALUES} values; a recipe needs a few hundred ({hint})",
+                mark,
+            )
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # (an undefined alias is the composer's own error)
+                if target not in self._sizes:
+                    raise _LimitError(
+                        None,
+                        None,
+                        f"too many aliases: *{event.anchor} is used inside the node it names, "
+                        "which would repeat without end",
+                        event.start_mark,
+                    )
+                values, depth = self._sizes[target]
+                self._count(values, self._depth + depth, event.start_mark, alias=event.anchor)
+            return super().compose_node(parent, index)
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _PLAIN_TAGS:
+            raise _Refused(
+                None,
+                None,
+                f"could not determine a constructor for the tag "
+                f"'{tag.replace(_YAML, '!!')}': a recipe holds plain values only (strings, "
+                "numbers, true/false, null, lists, mappings), never Python objects; "
+                "remove the tag",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            self._count(1, self._depth, event.start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode):
+            children = []
+            try:
+                node.value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _Refused(
+                    None,
+                    None,
+                    f"not text: {node.value[exc.start : exc.end]!r} is half of a UTF-16 "
+                    "surrogate pair; write the character itself",
+                    node.start_mark,
+                ) from None
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = [n for pair in node.value for n in pair]
+        sizes = [self._sizes[child] for child in children]
+        self._sizes[node] = (
+            1 + sum(v for v, _ in sizes),
+            1 + max((d for _, d in sizes), default=0),
+        )
+        return node
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            # An explicit tag on text it does not fit: `!!int abc`, `!!bool maybe`, `!!int ''`.
+            tag = node.tag.replace(_YAML, "!!")
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} cannot be read as {tag}", node.start_mark
+            ) from exc
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_NUMBER_CHARS:
+            raise _LimitError(
+                None,
+                None,
+                f"too large: an integer written with {len(node.value)} characters (at most "
+                f"{MAX_NUMBER_CHARS}); no recipe setting takes one",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == _YAML + "merge":
+                continue  # `<<: *base` -- its keys may be overridden here, that is its point
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str) and key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -453,21 +621,84 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_UniqueKeyLoader.add_constructor(_YAML + "int", _UniqueKeyLoader.construct_yaml_int)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` of a YAML error (refusals without "not valid YAML")."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (
+        f"{where}{problem}" if isinstance(exc, _LimitError) else f"not valid YAML: {where}{problem}"
+    )
+
+
+def parse_yaml(text: str) -> Any:
+    """Plain data from YAML text, with ``_UniqueKeyLoader``'s limits; raises ``yaml.YAMLError``."""
+    try:
+        loader = _UniqueKeyLoader(text)  # checks every character first
+    except yaml.reader.ReaderError as exc:  # a control character: it has a position, no line
+        line = text.count("\n", 0, exc.position)
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1)
+        mark = yaml.Mark("<recipe>", exc.position, line, column, None, None)
+        raise yaml.MarkedYAMLError(
+            problem=f"character #x{exc.character:04x} is not allowed (a control character); "
+            "remove it",
+            problem_mark=mark,
+        ) from exc
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> Any:
+    """Read a recipe file as plain data; a file that cannot be one raises RecipeError.
+
+    Safe on hostile files, in bounded time and memory: files over ``MAX_RECIPE_BYTES`` (1 MB)
+    are refused unread ("too large"); nesting deeper than ``MAX_DEPTH`` ("too deep"), more than
+    ``MAX_VALUES`` values once aliases are expanded ("too many aliases", the "billion laughs"),
+    and any tag other than plain YAML types (``!!python/...``: nothing is constructed, nothing
+    runs) are refused as the parser meets them, with the line. See ``_UniqueKeyLoader``.
+    """
     path = Path(path)
     if not path.is_file():
         raise RecipeError([("", "recipe file not found")], file=str(path))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_RECIPE_BYTES + 1)
+        if len(data) > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                [
+                    (
+                        "",
+                        f"too large: {path.stat().st_size:,} bytes (at most "
+                        f"{MAX_RECIPE_BYTES:,}); a recipe is a few KB -- is this the right file?",
+                    )
+                ],
+                file=str(path),
+            )
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start)
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
+        raise RecipeError(
+            [
+                (
+                    "",
+                    f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line + 1}, column "
+                    f"{column + 1}; save the recipe as UTF-8",
+                )
+            ],
+            file=str(path),
+        ) from exc
+    except OSError as exc:
         raise RecipeError([("", f"cannot be read ({exc})")], file=str(path)) from exc
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError([("", f"not valid YAML: {where}{problem}")], file=str(path)) from exc
+        raise RecipeError([("", _yaml_problem(exc))], file=str(path)) from exc
 
 
 def _schema_leaves(cls=None, prefix="") -> list[str]:
@@ -491,7 +722,10 @@ def _allowed_keys(node: dict, parts) -> list[str]:
         allowed += [k for k in model.model_fields if k not in allowed]
     registry = _registry_for(parts)
     if registry is not None and isinstance(node.get("type"), str) and node["type"] in registry:
-        allowed += accepted_params(registry, registry.get(node["type"]))
+        try:
+            allowed += accepted_params(registry, registry.get(node["type"]))
+        except RegistryError:  # a broken plugin: validation reports it at its `type`
+            pass
     return allowed
 
 
@@ -553,14 +787,22 @@ def _registry_for(parts) -> Any:
     return None
 
 
-def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+def set_label(key: str) -> str:
+    """``--set KEY`` as a problem's path (quoted when the key holds a newline or the like)."""
+    return f"--set {key}" if key.isprintable() else f"--set {key!r}"
+
+
+def parse_overrides(items: list[str], file: str | None = None) -> list[tuple[str, Any]]:
+    """``KEY=VALUE`` strings -> (key, value read as YAML; text where it is not YAML)."""
     out = []
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise RecipeError([("--set", f"expected KEY=VALUE; received {item!r}")])
+            raise RecipeError([("--set", f"expected KEY=VALUE; received {item!r}")], file=file)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
+        except _Refused as exc:  # a tag, a bomb: refused, not taken as text
+            raise RecipeError([(set_label(key.strip()), _yaml_problem(exc))], file=file) from exc
         except yaml.YAMLError:
             value = raw
         out.append((key.strip(), value))
@@ -607,10 +849,10 @@ def load_recipe(
         if not isinstance(doc, dict):
             validate_dict(doc, file, build_layers=False)
         problems = []
-        for key, value in parse_overrides(overrides):
+        for key, value in parse_overrides(overrides, file):
             msg = _set_path(doc, key, value)
             if msg:
-                problems.append((f"--set {key}", msg))
+                problems.append((set_label(key), msg))
             else:
                 applied.append(key)
         if problems:
