@@ -204,21 +204,48 @@ class KeywordSpotting(Task):
     # data
 
     def load_data(self, recipe, progress=None) -> TaskData:
-        """Source examples -> the feature pipeline -> ``(N, frames, features)`` per split."""
-        from .extract import extract_features
+        """Source examples -> the feature pipeline -> ``(N, frames, features)`` per split.
+
+        With ``data.cache`` (the default) the features come from the on-disk feature cache
+        (``seqkit.cache``), computed on all cores the first time, and each split's ``x`` is a
+        read-only memory-mapped array; the training split is streamed to ``fit`` in batches
+        (``train_input``), never loaded whole. With ``data.cache: false`` they are computed
+        (on all cores) and held in memory. ``data.augment`` makes ``train_input`` a
+        ``TrainBatches`` of augmented batches (``seqkit.augment``).
+        """
+        from .extract import default_progress, extract_features
 
         source = make_source(recipe)
         examples = source.examples()
         labels = source.label_names()
-        pipeline = make_pipeline(recipe)
+        pipeline = self._pipeline = make_pipeline(recipe)
         index = {name: i for i, name in enumerate(labels)}
-        kept, feats, skipped = extract_features(examples, pipeline, progress=progress)
-        splits = {}
+        rank = {name: i for i, name in enumerate(SPLITS)}
+        # Split by split (a stable sort): each split is one block of the cached array.
+        examples = sorted(examples, key=lambda ex: rank.get(ex.split, len(SPLITS)))
+        progress = progress if progress is not None else default_progress("features")
+        data_root = getattr(source, "data_root", None) or getattr(source, "root", None)
+        cached = None
+        if recipe.data.cache:
+            from .cache import FeatureCache, source_identity
+
+            cache = FeatureCache(pipeline, identity=source_identity(recipe), data_root=data_root)
+            kept, rows, skipped = cache.extract(examples, progress=progress)
+            cached = str(cache.last_file) if not isinstance(rows, list) else None
+        else:
+            kept, rows, skipped = extract_features(examples, pipeline, progress=progress)
+        splits, blocks = {}, {}
         for split in SPLITS:
             pick = [i for i, ex in enumerate(kept) if ex.split == split]
             if not pick:
                 continue
-            x = _stack([feats[i] for i in pick], split)
+            first, last = pick[0], pick[-1] + 1
+            if not isinstance(rows, list) and rows.uniform and last - first == len(pick):
+                blocks[split] = rows.slice(first, last)  # memory-mapped, no copy
+                x = blocks[split].array()
+            else:
+                feats = rows if isinstance(rows, list) else rows.tolist()
+                x = _stack([feats[i] for i in pick], split)
             y = np.array([index[kept[i].label] for i in pick], dtype=np.int64)
             splits[split] = Split(x, y, items=[kept[i] for i in pick])
         for split in ("train", "validation"):
@@ -235,8 +262,45 @@ class KeywordSpotting(Task):
             "labels": labels,
             "examples": {s: len(splits[s]) for s in splits},
             "skipped": skipped,
+            "feature_cache": cached,
         }
-        return TaskData(splits, splits["train"].x.shape[1:], info)
+        train_input = None
+        if recipe.data.augment or "train" in blocks:
+            train_input = self._train_batches(recipe, source, pipeline, splits["train"],
+                                              blocks.get("train"), data_root)  # fmt: skip
+        return TaskData(splits, splits["train"].x.shape[1:], info, train_input=train_input)
+
+    def _train_batches(self, recipe, source, pipeline, train, rows, data_root):
+        """A ``TrainBatches`` over the training split: memory-mapped ``rows`` (or the split's
+        array), augmented by ``data.augment``. Waveform augmentations start from the audio
+        after ``load``, itself cached on disk when ``data.cache`` is on (else read per clip)."""
+        from .augment import AUDIO, BatchMaker, WaveformLoader, build_augmentations, train_batches
+        from .extract import default_progress, default_workers
+
+        augs = build_augmentations(recipe.data.augment, source=source, pipeline=pipeline)
+        audio = None
+        waveform = any(a.kind == AUDIO for a in augs)
+        if waveform and recipe.data.cache:
+            from .cache import FeatureCache, source_identity
+
+            cache = FeatureCache(WaveformLoader(pipeline), data_root=data_root,
+                                 identity=source_identity(recipe) + ":train-audio")  # fmt: skip
+            kept, audio, _ = cache.extract(train.items, progress=default_progress("audio"))
+            if len(kept) != len(train.items):  # a file changed in between: read clips as needed
+                audio = None
+        maker = BatchMaker(
+            rows if rows is not None else train.x,
+            train.y,
+            recipe.train.batch_size,
+            seed=recipe.seed,
+            augmentations=augs,
+            pipeline=pipeline,
+            audio=audio,
+            items=train.items,
+        )
+        # Waveform augmentation recomputes features per clip: worth worker processes.
+        workers = default_workers() if waveform else 1
+        return train_batches(maker, workers=workers, use_multiprocessing=waveform and workers > 1)
 
     # model
 
@@ -264,12 +328,13 @@ class KeywordSpotting(Task):
 
     def evaluate(self, model, data: TaskData, split: str, batch_size=256) -> dict:
         """Loss, accuracy, per-class precision/recall/F1, the confusion matrix and the
-        misclassified files of ``split``."""
+        misclassified files of ``split``. Predicts in chunks, so a memory-mapped split is never
+        copied into memory whole."""
         import keras
 
         s = data.splits[split]
         labels = data.info["labels"]
-        probs = model.predict(s.x, batch_size=batch_size, verbose=0)
+        probs = self.predict(model, s.x, batch_size)
         pred = probs.argmax(axis=1)
         y = np.asarray(s.y)
         loss = float(
@@ -292,6 +357,137 @@ class KeywordSpotting(Task):
             else []
         )
         return report
+
+    @staticmethod
+    def predict(model, x, batch_size=256, chunk=32 * 256) -> np.ndarray:
+        """``model.predict`` over ``x`` in chunks of ``chunk`` rows (a multiple of
+        ``batch_size``, so the batches and the numbers are those of one call)."""
+        out = [
+            model.predict(np.asarray(x[i : i + chunk]), batch_size=batch_size, verbose=0)
+            for i in range(0, len(x), chunk)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+    @staticmethod
+    def confusion_figure(cm, labels, title: str = ""):
+        """A matplotlib ``Figure`` of a confusion matrix: rows true, columns predicted, shaded
+        by the fraction of the true class, with the counts written in (up to 30 labels)."""
+        from matplotlib.figure import Figure
+
+        cm = np.asarray(cm)
+        n = len(labels)
+        frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        side = float(min(3.0 + 0.45 * n, 18.0))
+        fig = Figure(figsize=(side + 1.2, side), dpi=100)
+        ax = fig.add_subplot()
+        im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0)
+        ax.set_yticks(range(n), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if title:
+            ax.set_title(title)
+        if n <= 30:
+            for i in range(n):
+                for j in range(n):
+                    if cm[i, j]:
+                        color = "white" if frac[i, j] > 0.5 else "black"
+                        ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color,
+                                fontsize=8)  # fmt: skip
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true label")
+        fig.tight_layout()
+        return fig
+
+    @staticmethod
+    def figure_pixels(fig) -> np.ndarray:
+        """The figure rendered to an RGBA ``uint8`` array (height, width, 4)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        return np.array(canvas.buffer_rgba(), dtype=np.uint8)
+
+    # TensorBoard
+
+    MEDIA_LOGS = "validation_media"  # RUN/logs/<this>: confusion matrix and audio per epoch
+    MEDIA_CLIPS = 4
+
+    def callbacks(self, run_dir, data: TaskData) -> list:
+        """A callback writing, after each epoch, the validation split's confusion matrix (an
+        image) and a few validation clips (audio, with the predicted label as text) to
+        ``RUN/logs/validation_media`` for TensorBoard. Needs TensorFlow (for its summary
+        writer); without it there is nothing to add. The trainer asks for fresh callbacks each
+        epoch: the clips and the writer are made once per run folder."""
+        from pathlib import Path
+
+        import keras
+
+        try:
+            import tensorflow as tf
+        except ImportError:
+            log.info("TensorFlow is not installed: no confusion matrix or audio in TensorBoard.")
+            return []
+        state = getattr(self, "_media", None)
+        if state is None or state["run"] != str(run_dir):
+            state = {"run": str(run_dir), "writer": None, "clips": self._media_clips(data)}
+            self._media = state
+        task, val, labels = self, data.splits["validation"], data.info["labels"]
+
+        class ValidationMedia(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if state["writer"] is None:
+                    logdir = Path(run_dir) / "logs" / KeywordSpotting.MEDIA_LOGS
+                    state["writer"] = tf.summary.create_file_writer(str(logdir))
+                probs = task.predict(self.model, val.x)
+                pred = probs.argmax(axis=1)
+                cm = classification_report(val.y, pred, labels)["confusion_matrix"]
+                fig = task.confusion_figure(cm, labels, f"validation, epoch {epoch + 1}")
+                pixels = task.figure_pixels(fig)
+                with state["writer"].as_default():
+                    tf.summary.image("confusion_matrix", pixels[None], step=epoch)
+                    for k, (i, wave, sr, name) in enumerate(state["clips"]):
+                        true, guess = labels[int(val.y[i])], labels[int(pred[i])]
+                        tf.summary.audio(f"clip_{k}", wave[None, :, None], sample_rate=sr,
+                                         step=epoch, encoding="wav",
+                                         description=f"{name} (true label: {true})")  # fmt: skip
+                        tf.summary.text(
+                            f"clip_{k}/prediction",
+                            f"predicted **{guess}** ({probs[i, pred[i]]:.2f}), true {true}: "
+                            f"{'right' if guess == true else 'wrong'} -- {name}",
+                            step=epoch,
+                        )
+                state["writer"].flush()
+
+        return [ValidationMedia()]
+
+    def _media_clips(self, data: TaskData) -> list:
+        """Up to ``MEDIA_CLIPS`` validation clips, one per label in label order: ``(row,
+        waveform in [-1, 1], sample rate, name)``; none when the pipeline has no ``load``."""
+        from .errors import DataError as _DataError
+        from .features import Load
+
+        val = data.splits["validation"]
+        pipeline = getattr(self, "_pipeline", None)  # set by load_data
+        first = pipeline.steps[0] if pipeline is not None else None
+        if not isinstance(first, Load) or not val.items:
+            return []
+        rows, seen = [], set()
+        for i, label in enumerate(np.asarray(val.y).tolist()):
+            if label not in seen:
+                seen.add(label)
+                rows.append(i)
+            if len(rows) == self.MEDIA_CLIPS:
+                break
+        clips = []
+        for i in rows:
+            item = val.items[i]
+            try:
+                wave = np.clip(first(item), -1.0, 1.0)[: first.sample_rate * 10]
+            except _DataError:
+                continue
+            name = str(getattr(item, "key", None) or getattr(item, "path", item))
+            clips.append((i, wave.astype(np.float32), first.sample_rate, name))
+        return clips
 
     def summary(self, metrics: dict) -> list[str]:
         out = []
