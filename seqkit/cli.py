@@ -214,14 +214,30 @@ def validate(ctx, recipe, overrides):
 
 @cli.command(name="list")
 @click.argument("kind", required=False, type=click.Choice(KINDS))
-def list_(kind):
-    """List registered layers, feature steps, data sources and tasks, and where each comes from."""
-    from .registry import REGISTRIES
+@click.pass_context
+def list_(ctx, kind):
+    """List registered layers, feature steps, data sources and tasks, and where each comes from.
 
-    for name in [kind] if kind else KINDS:
+    Plugins are imported to be checked: one that cannot be used is marked BROKEN, and why is
+    said on stderr. SEQKIT_DISABLE_PLUGINS=1 lists the built-ins only.
+    """
+    from .registry import DISABLE_PLUGINS_ENV, REGISTRIES, plugins_disabled
+
+    kinds = [kind] if kind else KINDS
+    if plugins_disabled():
+        click.echo(f"seqkit: {DISABLE_PLUGINS_ENV} is set: built-ins only", err=True)
+    elif any(REGISTRIES[k].entry(n).is_plugin for k in kinds for n in REGISTRIES[k].names()):
+        _import_keras(ctx)  # plugins usually import Keras: keep TensorFlow's start-up noise away
+    broken = []
+    for name in kinds:
         click.echo(f"{name}:")
-        for row in REGISTRIES[name].describe():
-            click.echo(f"  {row['name']:18s} {row['source']:28s} {row['ref']}")
+        for row in REGISTRIES[name].describe(load_plugins=True):
+            mark = "  BROKEN (see stderr)" if row["problem"] else ""
+            click.echo(f"  {row['name']:18s} {row['source']:28s} {row['ref']}{mark}")
+            if row["problem"]:
+                broken.append(row["problem"])
+    for problem in broken:
+        click.echo(f"seqkit: warning: {problem}", err=True)
 
 
 @cli.command()

@@ -16,9 +16,21 @@ Policies:
 
 * registering a name twice in code raises ``RegistryError`` unless ``override=True``;
 * an entry point that shadows a built-in (or an earlier plugin) is ignored, with a warning
-  naming its distribution;
-* a plugin whose import fails becomes a ``RegistryError`` naming the plugin, its distribution
-  and the original exception, raised when (and only when) that name is used;
+  naming its distribution; two plugins claiming one name make it unusable (neither wins by
+  install order), and so does one distribution declaring it twice with different targets;
+* a plugin whose import fails in any way (an exception, even ``SystemExit``) becomes a
+  ``RegistryError`` naming the plugin, its distribution and the original exception, raised
+  when (and only when) that name is used -- every other name keeps working;
+* what an entry point names must be of the registry's kind: a Keras ``Layer`` subclass for
+  layers, a class for feature steps, sources, tasks and augmentations (``Registry.check``);
+  anything else (a function, a module, an instance) is reported like a failed import;
+* a plugin that, while being imported, registers a name already taken (a built-in, another
+  plugin's) is refused -- ``override=True`` included -- and reported with its distribution;
+  names it registers that are still free are attributed to its distribution;
+* ``describe(load_plugins=True)`` (what ``seqkit list`` shows) imports each plugin and reports
+  the problem of each broken one; built-ins are never imported to be listed;
+* ``SEQKIT_DISABLE_PLUGINS=1`` (any value but empty, ``0``, ``false``, ``no``, ``off``) skips
+  entry points altogether: seqkit runs with its built-ins only, and imports no plugin;
 * an unknown name gives ``Unknown layer 'gruu'. Did you mean 'gru'? Available layers: ...``.
 """
 
@@ -27,6 +39,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +49,49 @@ from .errors import RegistryError, did_you_mean
 log = logging.getLogger("seqkit")
 
 BUILTIN = "seqkit (built-in)"
+DISABLE_PLUGINS_ENV = "SEQKIT_DISABLE_PLUGINS"
+
+# (registry, entry) of the plugins being imported now, innermost last: what they register is
+# theirs, and they may not take a name that is already registered.
+_IMPORTING: list[tuple[Registry, Entry]] = []
+
+
+def plugins_disabled() -> bool:
+    """True when ``SEQKIT_DISABLE_PLUGINS`` asks for built-ins only."""
+    value = os.environ.get(DISABLE_PLUGINS_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def _what(obj: Any) -> str:
+    """A short description of an object for messages: ``the function m.make``, ``an int (3)``."""
+    if isinstance(obj, type):
+        return f"the class {obj.__module__}.{obj.__qualname__}"
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"the function {getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    if type(obj).__name__ == "module":
+        return f"the module {obj.__name__}"
+    try:
+        text = repr(obj)
+    except Exception:
+        text = "?"
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{type(obj).__name__} {text}"
+
+
+def keras_layer_class(obj: Any) -> str | None:
+    """``Registry.check`` of layers: None for a Keras Layer subclass, else what is wrong."""
+    import keras
+
+    if isinstance(obj, type) and issubclass(obj, keras.layers.Layer):
+        return None
+    return f"is not a Keras Layer class; it is {_what(obj)}"
+
+
+def component_class(obj: Any) -> str | None:
+    """``Registry.check`` of feature steps, sources, tasks: None for a class, else what is wrong."""
+    if isinstance(obj, type):
+        return None
+    return f"is not a class (seqkit calls it with the recipe's parameters); it is {_what(obj)}"
 
 
 @dataclass
@@ -48,7 +105,7 @@ class Entry:
     error: BaseException | None = field(default=None, repr=False)
     is_plugin: bool = False
 
-    def load(self, kind: str) -> Any:
+    def load(self, kind: str, check: Callable[[Any], str | None] | None = None) -> Any:
         if self.obj is not None:
             return self.obj
         if self.error is None:
@@ -57,9 +114,12 @@ class Entry:
                 obj = importlib.import_module(module_name)
                 for part in attr.split(".") if attr else []:
                     obj = getattr(obj, part)
+                problem = check(obj) if check is not None else None
+                if problem:
+                    raise TypeError(f"{self.ref} {problem}")
                 if kind == "layer":
                     _make_serializable(obj, self.source)
-            except Exception as exc:  # a plugin may fail in any way; isolate it
+            except (Exception, SystemExit) as exc:  # a plugin may fail in any way; isolate it
                 self.error = exc
             else:
                 self.obj = obj
@@ -97,9 +157,17 @@ def _make_serializable(obj: Any, package: str) -> None:
 class Registry:
     """Names -> components of one kind, with entry-point discovery and did-you-mean errors."""
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtins: dict[str, str] | None = None,
+        check: Callable[[Any], str | None] | None = None,
+    ):
         self.kind = kind
         self.group = group
+        # What every entry must be: None if ``obj`` is acceptable, else what is wrong with it.
+        self.check = check
         self._entries: dict[str, Entry] = {}
         self._entry_points_loaded = False
         for name, ref in (builtins or {}).items():
@@ -111,15 +179,32 @@ class Registry:
         if obj is None:
             return lambda o: self.register(name, o, override=override) or o
         self._discover()  # a plugin's name is taken whether or not the entry points were listed
-        if name in self._entries and not override:
+        existing = self._entries.get(name)
+        ref = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+        importing = _IMPORTING[-1][1] if _IMPORTING and _IMPORTING[-1][1].is_plugin else None
+        if importing is not None and existing is importing:
+            return obj  # a plugin registering the name its own entry point declares
+        if existing is not None and existing.is_plugin and existing.ref == ref:
+            existing.obj = existing.obj if existing.obj is not None else obj
+            return obj  # the object an entry point names, registered by its own module
+        if importing is not None and existing is not None:
+            raise RegistryError(
+                f"plugin {importing.source} registers {self.kind} '{name}' while it is "
+                f"imported, but that name is already registered (from {existing.source}); a "
+                "plugin may not replace another component -- rename it in that package."
+            )
+        if existing is not None and not override:
             raise RegistryError(
                 f"{self.kind.capitalize()} '{name}' is already registered (from "
-                f"{self._entries[name].source}); pass override=True to replace it."
+                f"{existing.source}); pass override=True to replace it."
             )
-        ref = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+        problem = self.check(obj) if self.check is not None else None
+        if problem:
+            raise RegistryError(f"Cannot register {self.kind} '{name}': {ref} {problem}.")
+        source = importing.source if importing is not None else getattr(obj, "__module__", "code")
         if self.kind == "layer":
-            _make_serializable(obj, getattr(obj, "__module__", "seqkit_user"))
-        self._entries[name] = Entry(name, ref, getattr(obj, "__module__", "code"), obj=obj)
+            _make_serializable(obj, source)
+        self._entries[name] = Entry(name, ref, source, obj=obj, is_plugin=importing is not None)
         return obj
 
     def unregister(self, name: str) -> None:
@@ -130,6 +215,9 @@ class Registry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        if plugins_disabled():
+            log.info("%s is set: %s plugins are not loaded.", DISABLE_PLUGINS_ENV, self.kind)
+            return
         try:
             eps = importlib.metadata.entry_points(group=self.group)
         except Exception as exc:  # broken metadata must not break the toolkit
@@ -141,6 +229,14 @@ class Registry:
             if dist is not None and dist.name.lower() == "seqkit":
                 continue  # seqkit's own built-ins are listed in code
             existing = self._entries.get(ep.name)
+            if existing is not None and existing.is_plugin and existing.source == source:
+                if existing.ref != ep.value:  # one distribution, two targets for one name
+                    existing.error = RegistryError(
+                        f"{source} declares the name twice ({existing.ref} and {ep.value}); "
+                        "fix that package's entry points"
+                    )
+                    existing.obj = None
+                continue
             if existing is not None and existing.is_plugin:
                 # Two plugins claim one name: neither wins by install order; using it fails.
                 existing.error = RegistryError(
@@ -168,7 +264,14 @@ class Registry:
         entry = self._entries.get(name)
         if entry is None:
             raise RegistryError(self.unknown_message(name))
-        return entry.load(self.kind)
+        return self._load(entry)
+
+    def _load(self, entry: Entry) -> Any:
+        _IMPORTING.append((self, entry))
+        try:
+            return entry.load(self.kind, self.check)
+        finally:
+            _IMPORTING.pop()
 
     def entry(self, name: str) -> Entry:
         self._discover()
@@ -184,20 +287,33 @@ class Registry:
         self._discover()
         return sorted(self._entries)
 
-    def describe(self) -> list[dict[str, str]]:
-        """One dict per name: ``name``, ``source``, ``ref`` -- nothing is imported."""
+    def describe(self, load_plugins: bool = False) -> list[dict[str, str | None]]:
+        """One dict per name: ``name``, ``source``, ``ref`` -- nothing is imported.
+
+        With ``load_plugins``, each plugin is imported (and checked) and every row gets
+        ``problem``: None, or why the plugin cannot be used. Built-ins are not imported.
+        """
         self._discover()
-        return [
-            {"name": e.name, "source": e.source, "ref": e.ref}
-            for e in sorted(self._entries.values(), key=lambda e: e.name)
-        ]
+        rows: list[dict[str, str | None]] = []
+        for e in sorted(self._entries.values(), key=lambda e: e.name):
+            row: dict[str, str | None] = {"name": e.name, "source": e.source, "ref": e.ref}
+            if load_plugins:
+                row["problem"] = None
+                if e.is_plugin:
+                    try:
+                        self._load(e)
+                    except RegistryError as exc:
+                        row["problem"] = str(exc)
+            rows.append(row)
+        return rows
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(
             f"{n} ({e.source})" if e.is_plugin else n for n, e in sorted(self._entries.items())
         )
+        shown = f"'{name}'" if str(name).isprintable() else repr(name)  # one line, always
         return (
-            f"Unknown {self.kind} '{name}'.{did_you_mean(name, self._entries)} "
+            f"Unknown {self.kind} {shown}.{did_you_mean(name, self._entries)} "
             f"Available {self.kind}s: {available}."
         )
 
@@ -213,6 +329,7 @@ LAYERS = Registry(
         "dense": "keras.layers:Dense",
         "dropout": "keras.layers:Dropout",
     },
+    check=keras_layer_class,
 )
 FEATURES = Registry(
     "feature step",
@@ -226,6 +343,7 @@ FEATURES = Registry(
         "deltas": "seqkit.features:Deltas",
         "log_mel": "seqkit.features:LogMel",
     },
+    check=component_class,
 )
 SOURCES = Registry(
     "data source",
@@ -245,6 +363,7 @@ SOURCES = Registry(
         "adding_problem": "seqkit.longrange:AddingProblem",
         "copy_memory": "seqkit.longrange:CopyMemory",
     },
+    check=component_class,
 )
 TASKS = Registry(
     "task",
@@ -256,6 +375,7 @@ TASKS = Registry(
         "sequence_regression": "seqkit.longrange:SequenceRegression",
         "sequence_classification": "seqkit.longrange:SequenceClassification",
     },
+    check=component_class,
 )
 
 AUGMENTATIONS = Registry(
@@ -268,6 +388,7 @@ AUGMENTATIONS = Registry(
         "speed": "seqkit.augment:Speed",
         "spec_augment": "seqkit.augment:SpecAugment",
     },
+    check=component_class,
 )
 
 REGISTRIES = {
@@ -290,7 +411,7 @@ def load_plugin_layers() -> list[str]:
         entry = LAYERS.entry(name)
         if entry.is_plugin:
             try:
-                entry.load(LAYERS.kind)
+                LAYERS.get(name)
             except RegistryError as exc:
                 failures.append(str(exc))
     return failures
