@@ -86,6 +86,16 @@ def test_streaming_model_frame_by_frame_equals_the_whole_clip(kind):
     assert np.abs(want).max() > 0.1  # not a degenerate model
 
 
+def test_a_plugin_cell_streams_and_converts_too(tmp_path):
+    mgu = pytest.importorskip("seqkit_example.layers")
+    model = make_model(mgu.MGU(5))
+    x = clips()
+    for streaming in (False, True):
+        path = tmp_path / f"m{int(streaming)}.tflite"
+        diff, _ = export_and_compare(model, "tflite", path, streaming, x)
+        assert diff <= TOL
+
+
 def test_streaming_states_are_named_per_layer_and_sized():
     model = make_model(sl.GRU(7, return_sequences=True, name="g"), keras.layers.LSTM(5, name="l"))
     step = streaming_model(model)
