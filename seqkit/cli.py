@@ -160,10 +160,9 @@ def train(ctx, recipe, overrides, run_dir, runs_root, overwrite, resume, workers
     if resume and (run_dir or overwrite):
         raise click.UsageError("--resume continues a run in place; drop --run-dir/--overwrite.")
     _import_keras(ctx)
+    from .distribute import setup
     from .recipe import load_recipe
     from .train import train as run_training
-
-    from .distribute import setup
 
     # Devices and collectives must be set up before anything touches TensorFlow, including
     # the layers that full validation builds: read the recipe without them first.

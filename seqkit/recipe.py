@@ -88,8 +88,8 @@ class ModelSpec(Strict):
 
 class OptimizerSpec(Strict):
     type: str = "adam"
-    learning_rate: float = Field(1e-3, gt=0)
-    clipnorm: float | None = Field(None, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    clipnorm: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 class DistributeSpec(Strict):
@@ -100,7 +100,7 @@ class DistributeSpec(Strict):
         None, ge=1, le=64, description="Split the CPU into N logical devices (mirrored on CPU)."
     )
     timeout_seconds: float = Field(
-        120.0, gt=0, description="multi_worker: a worker silent this long fails the run."
+        120.0, gt=0, allow_inf_nan=False, description="multi_worker: a worker silent this long fails the run."
     )
 
 
