@@ -19,6 +19,7 @@ unaugmented training features.
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
@@ -355,6 +356,7 @@ class BatchMaker:
             raise ValueError("waveform augmentations need `audio` rows or `items` to load")
         self._order_epoch, self._order = None, None
         self._fallbacks = 0
+        self._owner, self._limited = os.getpid(), None
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
@@ -375,6 +377,11 @@ class BatchMaker:
         y = self.labels[rows]
         if not (self.audio_augs or self.feature_augs):
             return np.asarray(self.features[rows], dtype=np.float32), y
+        if self.audio_augs and self._limited != os.getpid() and os.getpid() != self._owner:
+            from .extract import limit_blas_threads
+
+            limit_blas_threads()  # in a worker process: see seqkit.extract.limit_blas_threads
+            self._limited = os.getpid()
         return np.stack([self.example(epoch, int(j)) for j in rows]), y
 
     def example(self, epoch: int, j: int) -> np.ndarray:

@@ -237,3 +237,29 @@ def test_progress_bar_is_quiet_off_a_terminal_and_with_q(monkeypatch):
         assert default_progress() is None
     finally:
         logger.setLevel(old)
+
+
+def test_blas_runs_single_threaded_while_extracting(tmp_path):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        }
+
+    seen = []
+
+    class Spy(FeaturePipeline):
+        def __call__(self, example):
+            seen.append(blas_threads())
+            return super().__call__(example)
+
+    examples = [
+        Example(str(write_wav(tmp_path / f"b{i}.wav", seed=i)), "a", "train") for i in (1, 2)
+    ]
+    pipe = Spy(small_pipeline().steps)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        assert len(list(iter_features(examples, pipe, workers=1))) == 2
+        assert seen == [{1}, {1}]  # one thread while features were computed
+        assert blas_threads() == {2}  # and the caller's setting back afterwards
