@@ -139,6 +139,19 @@ def versions() -> dict:
     return out
 
 
+def plugins_used() -> dict:
+    """``{kind/name: "distribution version"}`` of every plugin component imported so far."""
+    from .registry import REGISTRIES
+
+    used = {}
+    for kind, reg in REGISTRIES.items():
+        for name in reg.names():
+            entry = reg.entry(name)
+            if entry.is_plugin and entry.obj is not None:
+                used[f"{kind}/{name}"] = entry.source
+    return used
+
+
 def _write_json(path: Path, data) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
@@ -440,6 +453,7 @@ def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=
             _write_json(run / RUN_MARKER, info)
         raise
     info["files"] = {"model.keras": metrics.pop("_model_sha256")}
+    info["plugins"] = plugins_used()
     _write_json(run / "metrics.json", metrics)
     info["status"] = "completed"
     info.pop("error", None)

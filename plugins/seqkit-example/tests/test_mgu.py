@@ -244,3 +244,42 @@ def test_keras_file_reloads_in_fresh_process(tmp_path):
 def test_bad_units_raise(units):
     with pytest.raises(ValueError, match=r"units.*" + repr(units).replace(".", r"\.")):
         MGU(units)
+
+
+@needs_dist
+def test_a_run_records_the_plugin_it_used(tmp_path):
+    """run.json names each plugin component a run imported, with its distribution and version."""
+    import json
+
+    from seqkit.recipe import validate_dict
+    from seqkit.train import train
+
+    doc = {
+        "name": "mgu-run",
+        "data": {
+            "source": {
+                "type": "synthetic_tones",
+                "root": str(tmp_path / "data"),
+                "classes": ["ai", "noise"],
+                "speakers": 6,
+                "clips_per_speaker": 1,
+                "seconds": 0.5,
+                "file_sample_rate": 8000,
+                "validation_percent": 30,
+                "test_percent": 20,
+            }  # fmt: skip
+        },
+        "features": [
+            {"type": "load", "sample_rate": 8000},
+            {"type": "fix_length", "seconds": 0.5},
+            {"type": "melspectrogram", "n_fft": 256, "hop_length": 128, "n_mels": 16},
+        ],
+        "model": {"layers": [{"type": "mgu", "units": 4}]},
+        "task": {"type": "kws"},
+        "train": {"epochs": 1, "batch_size": 4},
+    }
+    run = train(validate_dict(doc), run_dir=tmp_path / "run", verbose=0)
+    plugins = json.loads((run / "run.json").read_text())["plugins"]
+    assert plugins == {
+        "layers/mgu": f"seqkit-example {importlib.metadata.version('seqkit-example')}"
+    }
