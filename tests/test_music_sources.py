@@ -54,8 +54,14 @@ def test_pickle_layout_read(tmp_path, caplog):
     assert rolls.roll_to_steps(data.split("train")[0].roll) == [(60, 64, 67), (62,), ()]
     assert rolls.roll_to_steps(data.split("train")[1].roll) == [(60,), ()]
     assert data.notes_dropped == 2  # 20 and 109 are outside 21..108
-    assert data.skipped == [{"path": f"{path}['test'][1]", "reason": "empty sequence"}]
-    assert "outside the piano range 21..108 dropped" in caplog.text
+    assert data.skipped == [
+        {
+            "path": f"{path}['train'][1]",
+            "reason": "dropped 2 note(s) outside the piano range 21..108",
+        },
+        {"path": f"{path}['test'][1]", "reason": "empty sequence"},
+    ]
+    assert "dropped 2 note(s) outside the piano range 21..108." in caplog.text
     assert data.time_step == {"steps_per_quarter": 1}
 
 
@@ -167,13 +173,16 @@ def test_midi_folder_bad_files_are_skipped_and_counted(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="seqkit"):
         data = MidiFolder(str(root)).load()
     reasons = {Path(s["path"]).name: s["reason"] for s in data.skipped}
-    assert set(reasons) == {"corrupt.mid", "empty.mid", "drums.mid"}
+    assert set(reasons) == {"corrupt.mid", "empty.mid", "drums.mid", "good.mid"}
+    assert reasons["good.mid"] == "dropped 1 note(s) outside the piano range 21..108"
     assert reasons["corrupt.mid"].startswith("cannot be read as MIDI")
     assert reasons["empty.mid"] == "no notes"
     assert reasons["drums.mid"] == "only drum tracks"
     assert data.notes_dropped == 1  # MIDI 12
     assert "Skipped 3 of 5 MIDI files" in caplog.text
-    assert f"{root / 'train' / 'good.mid'}: 1 note(s) outside the piano range" in caplog.text
+    assert (
+        f"{root / 'train' / 'good.mid'}: dropped 1 note(s) outside the piano range" in caplog.text
+    )
     assert [p.split for p in data.pieces] == ["train", "validation"]  # split folders used
     good = data.split("train")[0]
     assert rolls.roll_to_notes(good.roll, good.onsets) == [Note(60, 0, 4), Note(64, 4, 8)]
@@ -270,3 +279,15 @@ def test_jsb_chorales_pickle():
     assert data.notes_dropped == 0 and data.skipped == []
     used = np.flatnonzero(np.any([p.roll.any(axis=0) for p in data.pieces], axis=0)) + 21
     assert (used.min(), used.max()) == (43, 96)
+
+
+def test_music21_exact_duplicates_are_skipped(monkeypatch):
+    src = Music21Corpus(part="soprano")
+    fake = {"a.mxl": [Note(60, 0, 4)], "b.mxl": [Note(60, 0, 4)], "c.mxl": [Note(60, 0, 2)]}
+    monkeypatch.setattr(src, "_paths", lambda: [Path(n) for n in fake])
+    monkeypatch.setattr(src, "_read", lambda p: (f"music21:x/{p.name}", "", fake[p.name]))
+    data = src.load(cache=False)
+    assert [p.name for p in data.pieces] == ["music21:x/a.mxl", "music21:x/c.mxl"]
+    assert data.skipped == [
+        {"path": "music21:x/b.mxl", "reason": "the same notes as music21:x/a.mxl"}
+    ]

@@ -184,3 +184,22 @@ def test_shipped_recipes_are_valid(name):
     recipe = load_recipe(path)
     check_recipe(recipe, str(path))
     keras.backend.clear_session()
+
+
+def test_summary_counts_what_was_skipped_and_dropped():
+    metrics = {
+        "best_epoch": 3,
+        "test": {"nll_per_step": 8.1234, "frame_accuracy": 0.25, "sequences": 2, "steps": 40},
+        "skipped": [
+            {"path": "a.mid", "reason": "cannot be read as MIDI (OSError: bad)"},
+            {"path": "b.mid", "reason": "only drum tracks"},
+            {"path": "c.mid", "reason": "cannot be read as MIDI (KeyError: 3)"},
+            {"path": "d.mid", "reason": "dropped 3 note(s) outside the piano range 21..108"},
+            {"path": "e.mid", "reason": "dropped 1 note(s) outside the piano range 21..108"},
+        ],
+    }
+    assert mt.Polyphonic().summary(metrics) == [
+        "test nll_per_step: 8.1234, frame accuracy 0.2500 (2 sequences, 40 steps, best epoch 3)",
+        "skipped 3 input(s): 2 cannot be read as MIDI, 1 only drum tracks",
+        "dropped 4 note(s) outside the piano range 21..108 in 2 input(s)",
+    ]

@@ -73,7 +73,8 @@ class MusicData:
 
     pieces: list[Piece]
     time_step: dict  # {"steps_per_quarter": 4} or {"seconds": 0.023}
-    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    # {"path", "reason"}: inputs skipped, and pieces with notes dropped ("dropped N note(s) ...")
+    skipped: list[dict] = field(default_factory=list)
     notes_dropped: int = 0  # notes outside 21..108, dropped from the pieces kept
 
     def split(self, name: str) -> list[Piece]:
@@ -92,16 +93,28 @@ def _skip(skipped: list, path, reason: str) -> None:
     log.warning("Skipping %s: %s.", path, reason)
 
 
-def _dropped(path, n: int) -> None:
+def _dropped(skipped: list, path, n: int) -> None:
+    """Record (in ``skipped``, reason ``dropped N note(s) ...``) and warn about notes outside
+    the piano range that were left out of a piece that is kept."""
     if n:
-        log.warning(
-            "%s: %d note(s) outside the piano range %d..%d dropped.", path, n, LOWEST, HIGHEST
-        )
+        reason = f"dropped {n} note(s) outside the piano range {LOWEST}..{HIGHEST}"
+        skipped.append({"path": str(path), "reason": reason})
+        log.warning("%s: %s.", path, reason)
+
+
+def files_skipped(skipped: list) -> list:
+    """The entries of ``skipped`` that are whole inputs left out (not dropped notes)."""
+    return [s for s in skipped if not s["reason"].startswith("dropped ")]
 
 
 def _finish(pieces, time_step, skipped, dropped, what: str, total: int) -> MusicData:
-    if skipped:
-        log.warning("Skipped %d of %d %s (see the warnings above).", len(skipped), total, what)
+    if files_skipped(skipped):
+        log.warning(
+            "Skipped %d of %d %s (see the warnings above).",
+            len(files_skipped(skipped)),
+            total,
+            what,
+        )
     if dropped:
         log.warning("Dropped %d note(s) outside %d..%d in all.", dropped, LOWEST, HIGHEST)
     if not pieces:
@@ -248,7 +261,7 @@ def layout_to_pieces(data, path) -> tuple[list[Piece], list[dict], int]:
                 continue
             roll, outside = steps_to_roll(seq)
             if outside:
-                _dropped(f"{path}{where}", outside)
+                _dropped(skipped, f"{path}{where}", outside)
                 dropped += outside
             pieces.append(Piece(f"{key}[{i}]", split, roll))
     return pieces, skipped, dropped
@@ -411,7 +424,7 @@ class MidiFolder(MusicSource, _FolderSplits):
                 continue
             roll, onsets, outside = notes_to_roll(notes)
             if outside:
-                _dropped(path, outside)
+                _dropped(skipped, path, outside)
                 dropped += outside
             if not roll.any():
                 _skip(skipped, path, f"no notes inside {LOWEST}..{HIGHEST}")
@@ -463,7 +476,9 @@ class Music21Corpus(MusicSource):
     """Scores shipped with music21 (offline): every score of ``composer`` in its corpus
     (``bach``: the chorales, 400-odd MusicXML files; RomanText analyses are left out), all
     parts or one (``part``: a part name such as ``soprano``, or an index), ``limit`` scores at
-    most. A step is ``1 / steps_per_quarter`` quarter note. Parsed scores are cached as an
+    most. A step is ``1 / steps_per_quarter`` quarter note. Bach reused chorale tunes: a score
+    whose (selected) notes are exactly those of an earlier one is skipped (``skip_duplicates``)
+    so that no melody is in two splits; the same tune in another key or rhythm is kept. Parsed scores are cached as an
     ``.npz`` of rolls under ``seqkit.music.sources.cache_dir()`` (never as pickles) when the
     recipe's ``data.cache`` is true."""
 
@@ -475,6 +490,7 @@ class Music21Corpus(MusicSource):
         validation_percent: float = 10.0,
         test_percent: float = 10.0,
         limit: int | None = None,
+        skip_duplicates: bool = True,
     ):
         if not isinstance(composer, str) or not composer:
             raise ParameterError(
@@ -488,6 +504,11 @@ class Music21Corpus(MusicSource):
         self.validation_percent = _percent("validation_percent", validation_percent)
         self.test_percent = _percent("test_percent", test_percent)
         self.limit = None if limit is None else positive_int("limit", limit)
+        if not isinstance(skip_duplicates, bool):
+            raise ParameterError(
+                f"`skip_duplicates` must be true or false; received {skip_duplicates!r}."
+            )
+        self.skip_duplicates = skip_duplicates
 
     def _paths(self) -> list[Path]:
         try:
@@ -523,14 +544,19 @@ class Music21Corpus(MusicSource):
             entries = [self._read(p) for p in paths]
             if cache:
                 _write_cache(cached, entries)
-        pieces, skipped, dropped = [], [], 0
+        pieces, skipped, dropped, seen = [], [], 0, {}
         for name, reason, notes in entries:
             if reason:
                 _skip(skipped, name, reason)
                 continue
+            key = hashlib.sha1(repr(sorted(notes)).encode()).hexdigest()
+            if self.skip_duplicates and key in seen:
+                _skip(skipped, name, f"the same notes as {seen[key]}")
+                continue
+            seen[key] = name
             roll, onsets, outside = notes_to_roll(notes)
             if outside:
-                _dropped(name, outside)
+                _dropped(skipped, name, outside)
                 dropped += outside
             split = which_set(Path(name).name, self.validation_percent, self.test_percent)
             pieces.append(Piece(name, split, roll, onsets))

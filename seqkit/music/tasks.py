@@ -556,14 +556,22 @@ class MusicTask(Task):
                     f"{split} nll_per_step: {m['nll_per_step']:.4f}{extra} ({m['sequences']} "
                     f"sequences, {m['steps']} steps, best epoch {metrics['best_epoch']})"
                 )
-        skipped = metrics.get("skipped") or []
+        entries = [s for s in metrics.get("skipped") or [] if isinstance(s, dict)]
+        skipped = [s for s in entries if not s["reason"].startswith("dropped ")]
         if skipped:
             reasons: dict[str, int] = {}
             for s in skipped:
-                key = s["reason"].split(" (")[0] if isinstance(s, dict) else "unreadable"
+                key = s["reason"].split(" (")[0]
                 reasons[key] = reasons.get(key, 0) + 1
             detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
             out.append(f"skipped {len(skipped)} input(s): {detail}")
+        dropped = [s for s in entries if s["reason"].startswith("dropped ")]
+        if dropped:
+            notes = sum(int(s["reason"].split()[1]) for s in dropped)
+            out.append(
+                f"dropped {notes} note(s) outside the piano range {LOWEST}..{LOWEST + KEYS - 1} "
+                f"in {len(dropped)} input(s)"
+            )
         return out
 
     # sampling (generate, and the training callback)
