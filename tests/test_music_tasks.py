@@ -169,6 +169,20 @@ def test_recipe_checks_music_tasks():
     recipe = validate_dict(_doc(model={"layers": [{"type": "gru", "units": 4}], "normalize": True}))
     with pytest.raises(RecipeError, match="model.normalize"):
         check_recipe(recipe)
+    recipe = validate_dict(
+        _doc(model={"layers": [{"type": "gru", "units": 4, "bidirectional": True}]})
+    )
+    with pytest.raises(
+        RecipeError, match=r"model.layers\[0\].bidirectional: a next-step model must not"
+    ):
+        check_recipe(recipe)
+    recipe = validate_dict(
+        _doc(model={"layers": [{"type": "gru", "units": 4, "go_backwards": True}]})
+    )
+    with pytest.raises(
+        RecipeError, match="go_backwards: a next-step model must not see the future"
+    ):
+        check_recipe(recipe)
     with pytest.raises(RecipeError, match="task.pitch_range"):
         validate_dict(_doc(task={"type": "polyphonic", "pitch_range": [10, 20]}))
     check_recipe(validate_dict(_doc()))

@@ -436,6 +436,13 @@ class MusicTask(Task):
                     f"the {name} task needs a music source ({MUSIC_SOURCES_HINT}); received '{source}'",
                 )
             )
+        for i, step in enumerate(recipe.model.layers):
+            for key in ("bidirectional", "go_backwards"):
+                if step.params.get(key):
+                    problems.append(
+                        (f"model.layers[{i}].{key}", f"a next-step model must not see the future "
+                         f"(the {name} task predicts step t from steps before t); remove it")
+                    )  # fmt: skip
         if recipe.model.normalize:
             problems.append(
                 (
