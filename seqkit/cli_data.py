@@ -81,7 +81,7 @@ def synth(
 ):
     """Write keywords spoken by eSpeak NG to OUT in the Speech Commands layout.
 
-    One folder per word (``<speaker>_nohash_<i>.wav``, 1 s, 16 kHz, 16-bit), speaker-disjoint
+    One folder per word (<speaker>_nohash_<i>.wav, 1 s, 16 kHz, 16-bit), speaker-disjoint
     validation_list.txt and testing_list.txt, and _background_noise_/; read it with the
     speech_commands data source. Run again with the same settings, it changes nothing.
     """

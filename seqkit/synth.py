@@ -8,7 +8,9 @@ voice data but no Python API; :class:`Espeak` binds the C library with ``ctypes`
 
 A *speaker* is a combination of an English voice (accent: ``en``, ``en-us``,
 ``en-gb-scotland``, ...), a voice variant (``m1``..``m8``, ``f1``..``f5``, named variants),
-a base pitch, a pitch range and a speaking rate. Every clip also gets its own small changes
+a base pitch, a pitch range and a speaking rate. Each speaker says every keyword
+``clips_per_speaker`` times and ``unknown_per_speaker`` of the unknown words once (Speech
+Commands' speakers said its auxiliary words once). Every clip also gets its own small changes
 of rate and pitch, a random position in the clip, a random level, a random spectral tilt
 (microphone colour) and noise (white, pink or brown) at a random signal-to-noise ratio. Clips
 are resampled to 16 kHz and written as 1 s 16-bit mono WAV files in the Speech Commands
@@ -21,7 +23,12 @@ layout::
 
 Speakers are assigned to splits by a seeded shuffle (``validation_percent`` /
 ``test_percent`` of the speakers), and no two speakers share a voice + variant pair while
-there are enough pairs, so a test speaker's voice is never heard in training.
+there are enough pairs (8 x 63 = 504), so a test speaker's voice is never heard in training.
+
+eSpeak NG keeps state between utterances in C statics that no call resets (pitch flutter,
+wave phase), so each speaker is rendered in a freshly forked process: the files depend on the
+seed alone, not on the number of worker processes (on Linux; elsewhere one process renders
+in order, deterministic too, but not bit-identical to Linux).
 
 The ``synthetic_speech`` source generates into ``root`` on first use, with the safety of
 ``synthetic_tones``: it writes only into a folder that does not exist, is empty, or carries
