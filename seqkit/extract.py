@@ -107,13 +107,19 @@ def _pool(workers: int, pipeline):
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        # Workers fork from a server that has imported these once, so each starts quickly.
-        ctx.set_forkserver_preload(["numpy", "librosa", "seqkit.features", "seqkit.extract"])
+        # Workers fork from a server that imported these once (librosa's modules load lazily,
+        # on first use: seconds per worker otherwise); in effect when the server first starts.
+        steps = sorted({type(s).__module__ for s in getattr(pipeline, "steps", [])})
+        ctx.set_forkserver_preload([*PRELOAD, *steps, "seqkit.extract"])
     else:
         ctx = mp.get_context("spawn")
     return cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(pipeline,)
     )
+
+
+PRELOAD = ["numpy", "soundfile", "soxr", "scipy.signal", "librosa.core.spectrum",
+           "librosa.core.audio", "librosa.feature", "librosa.filters", "librosa.util"]  # fmt: skip
 
 
 def _picklable(obj) -> bool:
