@@ -48,10 +48,12 @@ def _check_line(check: dict) -> str:
             f"same top label on {check['argmax_agreement']:.1%}; "
             f"max |export - keras| {check['max_abs_diff']:.2g})"
         )
-    return (
-        f"check: max |export - keras| {check['max_abs_diff']:.2g} on {check['clips']} "
-        "random clips spread like the training features"
+    where = (
+        f"the {check['split']} split ({check['clips']} clips)"
+        if "split" in check
+        else f"{check['clips']} random clips spread like the training features"
     )
+    return f"check: max |export - keras| {check['max_abs_diff']:.2g} on {where}"
 
 
 @click.command()

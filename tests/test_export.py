@@ -283,6 +283,9 @@ def test_wrong_suffix_unknown_format_and_step_on_a_whole_clip_export(tmp_path):
     export_model(model, "tflite", tmp_path / "m.tflite")
     with pytest.raises(ParameterError, match="needs one made with --streaming"):
         load_exported(tmp_path / "m.tflite").step(np.zeros(F, "float32"))
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+    with pytest.raises(RunError, match=r"'.*bad\.tflite' could not be opened \(ValueError"):
+        load_exported(tmp_path / "bad.tflite")
     assert not list(tmp_path.glob(".*partial*"))
 
 

@@ -34,6 +34,7 @@ class Exported:
             raise RunError(f"'{path}' has outputs {output_names}; expected one score output.")
         self.output_name = outs[0]
         self.state_sizes = {}
+        self.batch_limit = None  # a model converted with a fixed batch size runs that many
 
     def initial_state(self, batch: int = 1) -> dict:
         return {n: np.zeros((batch, self.state_sizes[n]), np.float32) for n in self.state_names}
@@ -63,15 +64,13 @@ class Exported:
                 out.append(scores)
             return np.concatenate(out)
         name = self.input_names[0]
-        step = self._batch_limit or batch_size
+        step = self.batch_limit or batch_size
         return np.concatenate(
             [
                 np.asarray(self._run({name: x[i : i + step]})[self.output_name])
                 for i in range(0, len(x), step)
             ]
         )
-
-    _batch_limit = None
 
 
 def _interpreter(content_path: str):
@@ -102,7 +101,7 @@ def _load_tflite(path: Path, meta: dict) -> Exported:
     details = runner.get_input_details()
     exp.state_sizes = {n: int(details[n]["shape"][-1]) for n in exp.state_names}
     if not exp.streaming and details[exp.input_names[0]]["shape_signature"][0] != -1:
-        exp._batch_limit = int(details[exp.input_names[0]]["shape"][0])
+        exp.batch_limit = int(details[exp.input_names[0]]["shape"][0])
     return exp
 
 
@@ -119,7 +118,7 @@ def _load_saved_model(path: Path, meta: dict) -> Exported:
 
     exp = Exported(path, run, list(specs), list(fn.structured_outputs), meta)
     exp.state_sizes = {n: int(specs[n].shape[-1]) for n in exp.state_names}
-    exp._keep = loaded
+    exp._keep = loaded  # the signature needs its SavedModel object alive
     return exp
 
 
@@ -169,15 +168,29 @@ def load_exported(path) -> Exported:
     if not path.exists():
         raise RunError(f"'{path}' does not exist; pass a file `seqkit export` wrote.")
     sidecar = path.with_name(path.name + ".json")
-    meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    try:
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    except ValueError as exc:
+        raise RunError(f"'{sidecar}' is not valid JSON ({exc}); export again.") from None
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise RunError(f"'{path}' is a folder without saved_model.pb; not a SavedModel.")
-        return _load_saved_model(path, meta)
-    loaders = {".tflite": _load_tflite, ".keras": _load_keras, ".onnx": _load_onnx}
-    if path.suffix not in loaders:
-        raise ParameterError(
-            f"'{path}': unknown export type '{path.suffix}'; expected .tflite, .keras, .onnx "
-            "or a SavedModel folder."
-        )
-    return loaders[path.suffix](path, meta)
+        loader = _load_saved_model
+    else:
+        loaders = {".tflite": _load_tflite, ".keras": _load_keras, ".onnx": _load_onnx}
+        if path.suffix not in loaders:
+            raise ParameterError(
+                f"'{path}': unknown export type '{path.suffix}'; expected .tflite, .keras, "
+                ".onnx or a SavedModel folder."
+            )
+        loader = loaders[path.suffix]
+    try:
+        return loader(path, meta)
+    except (ParameterError, RunError):
+        raise
+    except Exception as exc:  # a damaged or foreign file: say which, keep the reason
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(
+            f"'{path}' could not be opened ({type(exc).__name__}: {reason}); "
+            "export it again with `seqkit export`."
+        ) from exc
