@@ -58,7 +58,9 @@ def _timestamp() -> str:
 
 # What seqkit itself writes into a run folder; --overwrite replaces only folders holding these.
 RUN_FILES = ("run.json", "recipe.yaml", "labels.txt", "data.json", "model.keras",
-             "metrics.json", "history.csv", "logs", "checkpoint")  # fmt: skip
+             "metrics.json", "history.csv", "logs", "checkpoint", "export")  # fmt: skip
+# ... and the pictures other commands write into it (explain, evaluate).
+RUN_PICTURES = ("gates-", "confusion-")
 
 
 def _check_replaceable(path: Path) -> None:
@@ -79,7 +81,7 @@ def _check_replaceable(path: Path) -> None:
     foreign = sorted(
         p.name
         for p in path.iterdir()
-        if p.name not in RUN_FILES and not (p.name.startswith("gates-") and p.suffix == ".png")
+        if p.name not in RUN_FILES and not (p.name.startswith(RUN_PICTURES) and p.suffix == ".png")
     )
     if foreign:
         raise RunError(
