@@ -36,7 +36,12 @@ and is read at the clip's end. ``Streamer`` therefore keeps ``copies`` states, s
 the oldest copy, whose window covers the last ``(1 - 1 / copies) T`` to ``T`` frames. Features
 and the layers before the first recurrent one are computed once for all copies.
 ``copies = 1`` resets one state every ``T`` frames; ``reset_every = None`` carries one state
-forever. ``bench/bench_detection.py`` measures the three (``bench/README.md``).
+forever; ``detect`` also zeroes every state after a detection. Measured on the quickstart run
+(``bench/bench_detection.py``, ``bench/README.md``): a state carried without resets fires again
+and again after a word (1,600 false alarms per hour); one state reset every clip length misses
+the words that straddle a reset (recall 0.79); 2, 4 or 8 staggered states reset after each
+detection: recall 0.92 at threshold 0.8, 1.00 with no false alarm at 0.9. ``seqkit stream``
+runs 4.
 """
 
 from __future__ import annotations

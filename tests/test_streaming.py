@@ -225,10 +225,9 @@ def twin(layers, pooling="last"):
 
 LAYERS = {
     "seqkit_gru": [lambda: GRU(8)],
-    "seqkit_gru_reset_after": [
-        lambda: GRU(8, reset_after=True, recurrent_activation="hard_sigmoid")
-    ],
+    "seqkit_gru_reset_after": [lambda: GRU(8, reset_after=True)],
     "keras_gru": [lambda: keras.layers.GRU(8)],
+    "keras_gru_hard_sigmoid": [lambda: keras.layers.GRU(8, recurrent_activation="hard_sigmoid")],
     "lstm": [lambda: keras.layers.LSTM(8)],
     "rnn": [lambda: keras.layers.SimpleRNN(8, activation="relu")],
     "stack": [
