@@ -26,8 +26,10 @@ Speakers are assigned to splits by a seeded shuffle (``validation_percent`` /
 there are enough pairs (8 x 63 = 504), so a test speaker's voice is never heard in training.
 
 eSpeak NG keeps state between utterances in C statics that no call resets (pitch flutter,
-wave phase), so each speaker is rendered in a freshly forked process: the files depend on the
-seed alone, not on the number of worker processes (on Linux; elsewhere one process renders
+wave phase), and seeds its noise generator differently in every process. So each speaker is
+rendered in a freshly forked process and each clip seeds the noise generator: the files
+depend on the settings alone, not on the process or the number of workers (on Linux, in a
+process that has not itself called ``Espeak.synth`` before; elsewhere one process renders
 in order, deterministic too, but not bit-identical to Linux).
 
 The ``synthetic_speech`` source generates into ``root`` on first use, with the safety of
@@ -141,6 +143,10 @@ class Espeak:
         if rate <= 0:
             raise DataError(f"eSpeak NG failed to start with the voice data in '{data}'.")
         self.lib, self.sample_rate = lib, rate
+        self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)  # espeak-ng >= 1.51
+        if self._set_seed is not None:
+            self._set_seed.argtypes = [ctypes.c_long]
+            self._set_seed.restype = None
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # kept alive with the engine
         lib.espeak_SetSynthCallback(self._callback)
@@ -151,13 +157,16 @@ class Espeak:
         return 0
 
     def synth(self, text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
-              pitch_range: int = 50) -> tuple[np.ndarray, int]:  # fmt: skip
+              pitch_range: int = 50, seed: int | None = None) -> tuple[np.ndarray, int]:  # fmt: skip
         """Speak ``text`` with ``voice`` (``'en-us+f3'``); rate in words per minute (80..450),
-        pitch and range 0..100."""
+        pitch and range 0..100. ``seed`` seeds eSpeak NG's noise generator (breathy and
+        whispering variants), which is otherwise seeded differently in every process."""
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ParameterError(f"eSpeak NG has no voice {voice!r}.")
         for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range)):
             self.lib.espeak_SetParameter(param, int(value), 0)
+        if seed is not None and self._set_seed is not None:
+            self._set_seed(int(seed))
         self._chunks = []
         raw = text.encode("utf-8") + b"\0"
         err = self.lib.espeak_Synth(raw, len(raw), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -221,7 +230,8 @@ def render_clip(engine: Espeak, word: str, speaker: Speaker, rng, snr_db=(5.0, 3
 
     rate = int(np.clip(speaker.rate * rng.uniform(0.9, 1.1), 80, 450))
     pitch = int(np.clip(speaker.pitch + rng.integers(-5, 6), 0, 100))
-    raw, sr = engine.synth(word, speaker.espeak_voice, rate, pitch, speaker.pitch_range)
+    seed = int(rng.integers(2**31))
+    raw, sr = engine.synth(word, speaker.espeak_voice, rate, pitch, speaker.pitch_range, seed)
     y = _trim(raw.astype(np.float32) / 32768.0)
     if y.size == 0:
         raise DataError(f"eSpeak NG produced no sound for {word!r} ({speaker.espeak_voice}).")
@@ -546,7 +556,7 @@ def synth_settings(
         "snr_db": [float(snr_db[0]), float(snr_db[1])],
         "sample_rate": SAMPLE_RATE,
         "clip_seconds": CLIP_SECONDS,
-        "version": 1,
+        "version": 2,  # 2: eSpeak NG's noise seeded per clip (identical in every process)
     }
 
 

@@ -166,6 +166,27 @@ def test_synthesize_is_deterministic_for_any_worker_count(tmp_path):
     assert set(wav_a.values()).isdisjoint(wav_c.values())
 
 
+def test_synthesize_is_identical_in_fresh_processes(tmp_path):
+    """The files depend on the settings alone: two fresh processes, one and two workers.
+
+    (eSpeak NG seeds its noise -- breathy and whispering variants -- per process unless told,
+    and keeps state between utterances: each speaker renders in a fresh fork with a seed.)
+    """
+    import subprocess
+    import sys
+
+    args = {**SMALL, "speakers": 3, "unknown_per_speaker": 0, "words": ["yes"]}
+    code = (
+        "import sys; from seqkit.synth import synthesize\n"
+        "if __name__ == '__main__':\n"
+        f"    synthesize(sys.argv[1], workers=int(sys.argv[2]), **{args!r})"
+    )
+    for name, workers in (("one", 1), ("two", 2)):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name), str(workers)], check=True)
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "two")
+    assert len(wavs(tmp_path / "one")) == 3 * 2 + 4
+
+
 def test_synthesize_reuses_and_regenerates_safely(tmp_path):
     root = tmp_path / "kws"
     synthesize(root, **SMALL)
