@@ -217,3 +217,43 @@ def test_summary_counts_what_was_skipped_and_dropped():
         "skipped 3 input(s): 2 cannot be read as MIDI, 1 only drum tracks",
         "dropped 4 note(s) outside the piano range 21..108 in 2 input(s)",
     ]
+
+
+# A mixture of two independent-key distributions over 2 keys: weights 0.25 / 0.75, key
+# probabilities (0.8, 0.1) and (0.5, 0.5). Head values: weight logits, then key logits.
+MIX = [0.0, math.log(3), math.log(4), math.log(1 / 9), 0.0, 0.0]
+
+
+def test_mixture_nll_golden():
+    params = np.array([MIX, MIX])
+    target = np.array([[1, 0], [0, 1]])
+    # P([1,0]) = .25*.8*.9 + .75*.5*.5 = .3675; P([0,1]) = .25*.2*.1 + .75*.25 = .1925
+    assert mt.mixture_step_nll(params, target, 2) == pytest.approx(
+        [1.0010319603, 1.6476591253], abs=1e-9
+    )
+    assert mt.mixture_marginals(params, 2)[0] == pytest.approx([0.575, 0.4])
+    # one component is the independent-key model
+    logits = np.array([[0.3, -1.2, 2.0]])
+    probs = 1 / (1 + np.exp(-logits))
+    one = np.concatenate([[[0.0]], logits], axis=1)
+    v = np.array([[1, 0, 1]])
+    assert mt.mixture_step_nll(one, v, 1) == pytest.approx(mt.step_nll(probs, v), abs=1e-9)
+
+
+def test_mixture_keras_loss_and_metrics_equal_numpy():
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=(2, 5, 3 * (4 + 1))).astype(np.float32)
+    y = (rng.random((2, 5, 4)) < 0.4).astype(np.float32)
+    w = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
+    per = [mt.mixture_step_nll(params[i], y[i], 3)[w[i] > 0] for i in range(2)]
+    expected = float(np.concatenate(per).mean())
+    metric = mt.NLLPerStep("mixture", 3)
+    metric.update_state(y, params, w)
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+    loss = mt.StepNLLLoss("mixture", 3)(y, params, sample_weight=w)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    acc = mt.FrameAccuracy(components=3)
+    acc.update_state(y, params, w)
+    probs = [mt.mixture_marginals(params[i], 3)[w[i] > 0] for i in range(2)]
+    targets = [y[i][w[i] > 0] for i in range(2)]
+    assert float(acc.result()) == pytest.approx(mt.frame_accuracy(probs, targets), rel=1e-6)

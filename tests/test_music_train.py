@@ -239,3 +239,34 @@ def test_melody_events_from_top_line_of_mixed_parts():
     events, _ = mt.melody_events(roll, onsets, 48, 84)
     # the top line is C5 for 4 steps, then C4 (still sounding, but now the highest)
     assert mt.events_to_notes(events, 48) == [Note(72, 0, 4), Note(60, 4, 8)]
+
+
+def test_mixture_head_trains_evaluates_and_samples(poly_run, tmp_path):
+    tmp, _, pieces = poly_run
+    recipe = validate_dict(
+        {
+            "name": "mix",
+            "data": {"source": {"type": "pianoroll_npz", "path": str(tmp / "rolls.npz")}},
+            "model": {"layers": [{"type": "gru", "units": 8}]},
+            "task": {"type": "polyphonic", "components": 3, "sample_every": 0},
+            "train": {"epochs": 1, "batch_size": 4},
+        }
+    )
+    run = train(recipe, run_dir=tmp_path / "run", verbose=0)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["params"] == 3 * (88 * 8 + 8 * 8 + 8) + 8 * 3 * 89 + 3 * 89
+    model = Run(run).model
+    test = [p for p in pieces if p.split == "test"]
+    nll = steps = 0
+    for p in test:
+        y = p.roll.astype(np.float32)
+        x = np.vstack([np.zeros((1, 88), np.float32), y[:-1]])[None]
+        nll += mt.mixture_step_nll(model.predict(x, verbose=0)[0], y, 3).sum()
+        steps += len(y)
+    assert metrics["test"]["nll_per_step"] == pytest.approx(nll / steps, rel=1e-5)
+    a = generate(run, tmp_path / "a", steps=6, num=1, seed=2)
+    generate(run, tmp_path / "b", steps=6, num=1, seed=2)
+    assert (tmp_path / "a" / "sample-1.mid").read_bytes() == (
+        tmp_path / "b" / "sample-1.mid"
+    ).read_bytes()
+    assert a["task"] == "polyphonic"

@@ -94,6 +94,35 @@ def frame_accuracy(probs_list, target_list, threshold: float = 0.5) -> float:
     return tp / (tp + fp + fn) if tp + fp + fn else 1.0
 
 
+def _log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def mixture_parts(params, components: int):
+    """``(log weights (T, M), key logits (T, M, K))`` from a mixture head's outputs."""
+    params = np.asarray(params, dtype=np.float64)
+    m = int(components)
+    logits = params[..., :m]
+    log_w = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    keys = params[..., m:].reshape(*params.shape[:-1], m, -1)
+    return log_w, keys
+
+
+def mixture_step_nll(params, target, components: int) -> np.ndarray:
+    """``NLL_t = -log sum_m w_m prod_k p_mk^v (1 - p_mk)^(1 - v)`` for each step of a
+    mixture of ``components`` independent-key distributions (natural log)."""
+    log_w, keys = mixture_parts(params, components)
+    v = np.asarray(target, dtype=np.float64)[..., None, :]
+    ll = (v * _log_sigmoid(keys) + (1.0 - v) * _log_sigmoid(-keys)).sum(axis=-1)
+    return -np.logaddexp.reduce(log_w + ll, axis=-1)
+
+
+def mixture_marginals(params, components: int) -> np.ndarray:
+    """``P(key k on) = sum_m w_m sigmoid(l_mk)`` per step: ``(T, K)``."""
+    log_w, keys = mixture_parts(params, components)
+    return (np.exp(log_w)[..., None] / (1.0 + np.exp(-keys))).sum(axis=-2)
+
+
 def event_nll(probs, events) -> np.ndarray:
     """``-log p(true event)`` per step; ``probs`` ``(T, C)``, ``events`` ``(T,)`` ints."""
     p = np.asarray(probs, dtype=np.float64)
@@ -110,6 +139,32 @@ def _bernoulli_step_nll(y_true, y_pred):
     return -keras.ops.sum(v * keras.ops.log(p) + (1.0 - v) * keras.ops.log(1.0 - p), axis=-1)
 
 
+def _mixture_step_nll(y_true, y_pred, components):
+    ops = keras.ops
+    v = ops.cast(y_true, "float32")
+    params = ops.cast(y_pred, "float32")
+    k = v.shape[-1]
+    m = int(components)
+    flat_v = ops.reshape(v, (-1, 1, k))
+    flat = ops.reshape(params, (-1, m * (k + 1)))
+    log_w = ops.log_softmax(flat[:, :m], axis=-1)
+    logits = ops.reshape(flat[:, m:], (-1, m, k))
+    ll = ops.sum(flat_v * logits - ops.softplus(logits), axis=-1)  # log Bernoulli, summed
+    per = -ops.logsumexp(log_w + ll, axis=-1)
+    return ops.reshape(per, ops.shape(v)[:-1])
+
+
+def _mixture_marginals(y_pred, components, keys):
+    ops = keras.ops
+    m = int(components)
+    params = ops.cast(y_pred, "float32")
+    flat = ops.reshape(params, (-1, m * (keys + 1)))
+    w = ops.softmax(flat[:, :m], axis=-1)
+    p = ops.sigmoid(ops.reshape(flat[:, m:], (-1, m, keys)))
+    marg = ops.sum(ops.expand_dims(w, -1) * p, axis=1)
+    return ops.reshape(marg, tuple(ops.shape(params)[:-1]) + (keys,))
+
+
 def _categorical_step_nll(y_true, y_pred):
     p = keras.ops.clip(keras.ops.cast(y_pred, "float32"), EPSILON, 1.0)
     idx = keras.ops.cast(y_true, "int32")
@@ -118,21 +173,34 @@ def _categorical_step_nll(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
-class StepNLLLoss(keras.losses.Loss):
-    """Cross-entropy of each step summed over its keys (``bernoulli``) or of its event
-    (``categorical``), averaged over the steps with sample weight (padding excluded)."""
+def _step_nll_fn(kind, components):
+    if kind == "categorical":
+        return _categorical_step_nll
+    if kind == "mixture":
+        return lambda y_true, y_pred: _mixture_step_nll(y_true, y_pred, components)
+    return _bernoulli_step_nll
 
-    def __init__(self, kind="bernoulli", name="step_nll", reduction="mean_with_sample_weight"):
+
+@keras.saving.register_keras_serializable(package="seqkit")
+class StepNLLLoss(keras.losses.Loss):
+    """NLL of each step -- cross-entropy summed over its keys (``bernoulli``), of its event
+    (``categorical``), or of a mixture of ``components`` key distributions (``mixture``) --
+    averaged over the steps with sample weight (padding excluded)."""
+
+    def __init__(self, kind="bernoulli", components=1, name="step_nll",
+                 reduction="mean_with_sample_weight"):  # fmt: skip
         super().__init__(name=name, reduction=reduction)
         self.kind = kind
+        self.components = int(components)
 
     def call(self, y_true, y_pred):
-        if self.kind == "categorical":
-            return _categorical_step_nll(y_true, y_pred)
-        return keras.ops.sum(keras.ops.binary_crossentropy(y_true, y_pred), axis=-1)
+        if self.kind == "bernoulli":  # Keras' own, computed from the sigmoid's logits
+            return keras.ops.sum(keras.ops.binary_crossentropy(y_true, y_pred), axis=-1)
+        return _step_nll_fn(self.kind, self.components)(y_true, y_pred)
 
     def get_config(self):
-        return {"kind": self.kind, "name": self.name, "reduction": self.reduction}
+        return {"kind": self.kind, "components": self.components, "name": self.name,
+                "reduction": self.reduction}  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
@@ -140,15 +208,15 @@ class NLLPerStep(keras.metrics.Metric):
     """``nll_per_step`` over everything seen since the last reset: the sum of every weighted
     step's NLL divided by the sum of the weights (the number of real steps)."""
 
-    def __init__(self, kind="bernoulli", name="nll_per_step", **kwargs):
+    def __init__(self, kind="bernoulli", components=1, name="nll_per_step", **kwargs):
         super().__init__(name=name, **kwargs)
         self.kind = kind
+        self.components = int(components)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        fn = _categorical_step_nll if self.kind == "categorical" else _bernoulli_step_nll
-        per = fn(y_true, y_pred)
+        per = _step_nll_fn(self.kind, self.components)(y_true, y_pred)
         w = (
             keras.ops.ones_like(per)
             if sample_weight is None
@@ -165,22 +233,26 @@ class NLLPerStep(keras.metrics.Metric):
         self.count.assign(0.0)
 
     def get_config(self):
-        return {"kind": self.kind, "name": self.name, "dtype": self.dtype}
+        return {"kind": self.kind, "components": self.components, "name": self.name,
+                "dtype": self.dtype}  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
 class FrameAccuracy(keras.metrics.Metric):
     """``TP / (TP + FP + FN)`` over every weighted step, keys on where ``p >= threshold``."""
 
-    def __init__(self, threshold=0.5, name="frame_accuracy", **kwargs):
+    def __init__(self, threshold=0.5, components=1, name="frame_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.threshold = float(threshold)
+        self.components = int(components)
         self.tp = self.add_variable(shape=(), initializer="zeros", name="tp")
         self.errors = self.add_variable(shape=(), initializer="zeros", name="errors")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        pred = keras.ops.cast(keras.ops.greater_equal(y_pred, self.threshold), "float32")
         v = keras.ops.cast(y_true, "float32")
+        if self.components > 1:
+            y_pred = _mixture_marginals(y_pred, self.components, v.shape[-1])
+        pred = keras.ops.cast(keras.ops.greater_equal(y_pred, self.threshold), "float32")
         w = (
             1.0
             if sample_weight is None
@@ -199,7 +271,8 @@ class FrameAccuracy(keras.metrics.Metric):
         self.errors.assign(0.0)
 
     def get_config(self):
-        return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
+        return {"threshold": self.threshold, "components": self.components, "name": self.name,
+                "dtype": self.dtype}  # fmt: skip
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -603,9 +676,15 @@ class Polyphonic(MusicTask):
     ``chunk_warmup``: train on windows (see the module docstring); ``dropout`` before the
     output layer; ``threshold`` of ``frame_accuracy``; ``sample_every`` epochs a generated
     sample of ``sample_steps`` steps goes to TensorBoard (audio and a piano-roll image).
-    """
 
-    kind = "bernoulli"
+    ``components``: 1 (default) is the benchmark model above, the keys independent given the
+    past. ``components: M > 1`` makes each step's distribution a mixture of M such
+    independent-key distributions, ``P(v_t) = sum_m w_m prod_k p_mk^v (1 - p_mk)^(1 - v)``
+    (one Dense layer gives the M weights and the M x K key probabilities), which can say that
+    notes come together in chords; ``nll_per_step`` is then ``-ln P(v_t)`` with the same
+    averaging, and ``frame_accuracy`` uses ``P(key on) = sum_m w_m p_mk``. The model's
+    output is then the head's raw values (``M`` weight logits, then ``M x K`` key logits).
+    """
 
     def __init__(
         self,
@@ -615,9 +694,12 @@ class Polyphonic(MusicTask):
         chunk_warmup: int = 0,
         dropout: float = 0.0,
         threshold: float = 0.5,
+        components: int = 1,
         sample_every: int = 10,
         sample_steps: int = 32,
     ):
+        self.components = positive_int("components", components)
+        self.kind = "mixture" if self.components > 1 else "bernoulli"
         if pitch_range is None:
             self.lowest, self.keys = LOWEST, KEYS
         else:
@@ -643,7 +725,12 @@ class Polyphonic(MusicTask):
         self._common(transpose, chunk_length, chunk_warmup, dropout, sample_every, sample_steps)
 
     def dummy_info(self) -> dict:
-        return {"keys": self.keys, "lowest_note": self.lowest, "inputs": self.keys}
+        return {
+            "keys": self.keys,
+            "lowest_note": self.lowest,
+            "inputs": self.keys,
+            "components": self.components,
+        }
 
     def encode(self, target):
         y = np.asarray(target, dtype=np.float32)
@@ -687,15 +774,35 @@ class Polyphonic(MusicTask):
     def head(self, x, info: dict):
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
+        m = int(info.get("components", 1))
+        if m > 1:
+            return keras.layers.Dense(m * (info["keys"] + 1), name="mixture")(x)
         return keras.layers.Dense(info["keys"], activation="sigmoid", name="keys")(x)
 
-    def _metrics(self):
-        return [NLLPerStep("bernoulli"), FrameAccuracy(self.threshold)]
+    def compile_args(self) -> dict:
+        m = self.components
+        return {
+            "loss": StepNLLLoss(kind=self.kind, components=m),
+            "weighted_metrics": [NLLPerStep(self.kind, m), FrameAccuracy(self.threshold, m)],
+        }
+
+    def step_nll(self, outputs, target) -> np.ndarray:
+        """NLL of each step from the model's outputs (probabilities, or mixture values)."""
+        if self.components > 1:
+            return mixture_step_nll(outputs, target, self.components)
+        return step_nll(outputs, target)
+
+    def key_probabilities(self, outputs) -> np.ndarray:
+        """``P(key on)`` per step from the model's outputs."""
+        if self.components > 1:
+            return mixture_marginals(outputs, self.components)
+        return np.asarray(outputs)
 
     def evaluate(self, model, data: TaskData, split: str, batch_size=64) -> dict:
         s = data.splits[split]
-        probs = predict_sequences(model, s.x, batch_size)
-        per = [step_nll(p, v) for p, v in zip(probs, s.y)]
+        outputs = predict_sequences(model, s.x, batch_size)
+        per = [self.step_nll(o, v) for o, v in zip(outputs, s.y)]
+        probs = [self.key_probabilities(o) for o in outputs]
         steps = sum(len(x) for x in per)
         after_first = sum(len(x) - 1 for x in per)
         return {
@@ -708,11 +815,13 @@ class Polyphonic(MusicTask):
             "sequences": len(per),
             "steps": int(steps),
             "keys": int(data.info["keys"]),
+            "components": self.components,
         }
 
     def sample(self, model, info, steps, num=1, temperature=1.0, seed=0, primer=None):
         """``num`` rolls ``(len(primer) + steps, K)``: the primer, then ``steps`` sampled steps
-        (each key on with probability ``sigmoid(logit(p) / temperature)``), seeded."""
+        (each key on with probability ``sigmoid(logit(p) / temperature)``; with a mixture, a
+        component drawn first with weights ``w ** (1 / temperature)``), seeded."""
         t = self._temperature(temperature)
         rng = np.random.default_rng(seed)
         k = int(info["keys"])
@@ -724,11 +833,17 @@ class Polyphonic(MusicTask):
         for i in range(len(primer), total):
             x = np.zeros_like(seq)
             x[:, 1:] = seq[:, :-1]
-            p = np.clip(
-                np.asarray(model.predict_on_batch(x))[:, i].astype(np.float64), EPSILON, 1 - EPSILON
-            )
-            if t != 1.0:
-                p = 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p)) / t))
+            out = np.asarray(model.predict_on_batch(x))[:, i].astype(np.float64)
+            if self.components > 1:
+                log_w, logits = mixture_parts(out, self.components)
+                w = np.exp((log_w - log_w.max(axis=-1, keepdims=True)) / t)
+                w /= w.sum(axis=-1, keepdims=True)
+                pick = [rng.choice(self.components, p=w[j]) for j in range(num)]
+                logit = logits[np.arange(num), pick]
+            else:
+                p = np.clip(out, EPSILON, 1 - EPSILON)
+                logit = np.log(p) - np.log1p(-p)
+            p = 1.0 / (1.0 + np.exp(-logit / t))
             seq[:, i] = rng.random((num, k)) < p
         return [seq[j, :total] > 0 for j in range(num)]
 
