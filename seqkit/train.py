@@ -539,14 +539,22 @@ def _diff_keys(a, b, prefix=""):
 
 
 def _refuse_inside_data(run: Path, recipe: Recipe) -> None:
-    root = recipe.data.source.params.get("root")
-    if not isinstance(root, str):
+    """No run folder inside the source's data folder (its ``data_root``, else its ``root``)."""
+    from .tasks import make_source
+
+    try:
+        root = getattr(make_source(recipe), "data_root", None)
+    except Exception:  # the source's own checks run again, with their message, when data loads
+        root = None
+    if root is None:
+        root = recipe.data.source.params.get("root")
+    if not isinstance(root, (str, Path)):
         return
     run_abs, root_abs = run.resolve(), Path(root).expanduser().resolve()
     if run_abs == root_abs or root_abs in run_abs.parents:
         raise RunError(
             f"Run folder '{run}' would be inside the data folder '{root}' "
-            "(data.source.root); seqkit never writes into a dataset. Choose another "
+            "(data.source); seqkit never writes into a dataset. Choose another "
             "--run-dir or --runs-root."
         )
 

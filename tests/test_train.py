@@ -173,3 +173,24 @@ def test_plugin_layer_recipe_trains_and_reloads_in_a_fresh_process(tmp_path):
         [sys.executable, "-c", script, str(path)], check=True, capture_output=True, text=True
     ).stdout
     assert out.split() == ["seqkit_example.layers", "6"]
+
+
+def test_no_run_folder_inside_a_manifest_dataset(tmp_path):
+    """The data folder of any source (here a manifest's folder) is never written into."""
+    from conftest import write_wav
+
+    from seqkit.errors import RunError
+
+    data = tmp_path / "corpus"
+    rows = ["path,label,split"]
+    for i in range(4):
+        for label, freq in (("low", 300.0), ("high", 2000.0)):
+            write_wav(data / f"{label}{i}.wav", freq=freq, seed=i)
+            rows.append(f"{label}{i}.wav,{label},{('train', 'train', 'validation', 'test')[i]}")
+    (data / "list.csv").write_text("\n".join(rows) + "\n")
+    doc = tiny_recipe(tmp_path / "unused")
+    doc["data"]["source"] = {"type": "manifest", "path": str(data / "list.csv")}
+    before = sorted(p.name for p in data.iterdir())
+    with pytest.raises(RunError, match="would be inside the data folder"):
+        train(validate_dict(doc), run_dir=data / "runs" / "r", verbose=0)
+    assert sorted(p.name for p in data.iterdir()) == before
