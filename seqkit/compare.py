@@ -358,8 +358,11 @@ def plan_compare(
     budget_minutes: float = DEFAULT_BUDGET_MINUTES,
     command: str = "",
     progress=None,
+    estimate: bool = True,
 ) -> Plan:
-    """Check everything and estimate the budget; train nothing. See the module docstring."""
+    """Check everything and estimate the budget; train nothing. See the module docstring.
+
+    ``estimate=False`` skips the timed training steps (and so the budget check)."""
     from .recipe import load_recipe, validate_dict
     from .train import _refuse_inside_data, check_recipe, make_task
 
@@ -441,17 +444,18 @@ def plan_compare(
 
     # the budget, from one timed training step per layer at the longest length
     val_steps = math.ceil(len(data.splits["validation"]) / recipe.train.batch_size)
-    step_seconds, first_seconds, steps = {}, {}, 1
-    for cand in candidates:
+    step_seconds, first_seconds = {}, {}
+    _, steps = _first_batch(task, data, recipe.train.batch_size, recipe.seed)
+    for cand in candidates if estimate else []:
         say(f"timing one training step of {cand.name} ({cand.units} units) ...")
         r = validate_dict(variant_doc(base, recurrent, cand.name, cand.units, length=longest))
         t = make_task(r)
         t.check_recipe(r)
-        first_seconds[cand.name], step_seconds[cand.name], steps = _time_steps(r, t, data)
+        first_seconds[cand.name], step_seconds[cand.name], _ = _time_steps(r, t, data)
     total = 0.0
     for length in length_list:
         scale = (length / longest) if length else 1.0
-        for cand in candidates:
+        for cand in candidates if estimate else []:
             per_epoch = (steps + val_steps / 3) * step_seconds[cand.name] * scale
             total += len(range(seeds)) * (
                 recipe.train.epochs * per_epoch + RUN_OVERHEAD_S + 2 * first_seconds[cand.name]
@@ -1107,6 +1111,13 @@ def _gradient_outputs(plan: Plan, results: list[dict], out: Path) -> bool:
     return True
 
 
+def _steps_note(results: list[dict]) -> str:
+    steps = sorted({r["inference_steps"] for r in results if r.get("inference_steps")})
+    if not steps:
+        return ""
+    return f" sequences of {steps[0]}" + (f"-{steps[-1]}" if len(steps) > 1 else "") + " steps"
+
+
 def write_report(plan: Plan, results: list[dict], elapsed: float | None = None) -> dict:
     """Write compare.md/.csv, runs.csv, curves.png (and sweep.*, gradients.*); return paths."""
     import platform
@@ -1150,7 +1161,8 @@ def write_report(plan: Plan, results: list[dict], elapsed: float | None = None) 
         "validation excluded, median over the epochs after the first), wall-clock and CPU "
         "time of the process (all threads; steadier than wall-clock on a shared machine); "
         "inference ms per "
-        f"sequence (the best model on a batch of {INFERENCE_BATCH}, median of 10 calls); peak "
+        f"sequence (the best model on a batch of {INFERENCE_BATCH}{_steps_note(results)}, "
+        "median of 10 calls); peak "
         "MB: resident memory of the training process above its level when training started; "
         f"best val {label}: the best model's (by `{plan.monitor}`); test {label}: the same "
         "model on the test split.",

@@ -128,7 +128,7 @@ def test_solve_units_finds_the_closest_count_or_says_why():
 def test_match_params_within_tolerance_and_match_units(recipe, tmp_path):
     import keras
 
-    plan = cmp.plan_compare(recipe, "gru,lstm,rnn", out=tmp_path / "o", yes=True)
+    plan = cmp.plan_compare(recipe, "gru,lstm,rnn", out=tmp_path / "o", estimate=False)
     got = {c.name: (c.units, c.params) for c in plan.candidates}
     # GRU(14) on 2 inputs + Dense(1): 3 * (14*2 + 14*14 + 14) + 15 = 729
     assert got == {"gru": ([14], 729), "lstm": ([12], 733), "rnn": ([25], 726)}
@@ -136,7 +136,8 @@ def test_match_params_within_tolerance_and_match_units(recipe, tmp_path):
         assert abs(params - 729) <= 0.02 * 729
     lstm = keras.Sequential([keras.Input((10, 2)), keras.layers.LSTM(12), keras.layers.Dense(1)])
     assert lstm.count_params() == 733  # the count is the model's own
-    plan = cmp.plan_compare(recipe, "gru,lstm", match="units", out=tmp_path / "o", yes=True)
+    plan = cmp.plan_compare(recipe, "gru,lstm", match="units", out=tmp_path / "o", estimate=False)
+    assert plan.steps_per_epoch == 2 and plan.estimate_seconds == 0
     assert [(c.units, c.params) for c in plan.candidates] == [([14], 729), ([14], 967)]
     assert not (tmp_path / "o").exists()  # planning writes nothing
 

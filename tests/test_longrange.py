@@ -268,3 +268,24 @@ def test_gradient_flow_refuses_what_it_cannot_unroll():
     model = _model(keras.layers.Flatten(), t=4)
     with pytest.raises(ParameterError, match="has no recurrent layer"):
         state_gradients(model, x, y)
+
+
+def test_copy_memory_trains_with_a_softmax_per_step(tmp_path):
+    from seqkit.train import Run, load_data, train
+
+    doc = adding_doc()
+    doc["data"]["source"] = {"type": "copy_memory", "length": 4, "copy_length": 2, "symbols": 3,
+                             "train_examples": 60, "validation_examples": 20,
+                             "test_examples": 20}  # fmt: skip
+    doc["task"] = {"type": "sequence_classification"}
+    recipe = validate_dict(doc)
+    run = Run(train(recipe, run_dir=tmp_path / "run", verbose=0))
+    data = load_data(recipe)
+    x, y = data.splits["test"].x, data.splits["test"].y
+    probs = run.model.predict(x, verbose=0)
+    assert probs.shape == (20, 8, 4)  # a softmax over blank + 3 letters at each of 4 + 2*2 steps
+    m = run.metrics["test"]
+    nll = -np.log(np.take_along_axis(probs, y[..., None], -1)[..., 0]).mean()
+    assert m["loss"] == pytest.approx(nll, rel=1e-4)
+    assert m["scored_accuracy"] == pytest.approx(np.mean(probs.argmax(-1)[:, -2:] == y[:, -2:]))
+    assert m["baseline_loss"] == pytest.approx(2 * math.log(3) / 8)
