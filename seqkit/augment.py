@@ -8,9 +8,9 @@ first, in the order the recipe gives them, then feature augmentations, in theirs
 
 Each augmentation draws its random settings for one clip (``draw(rng, x, sr)``) and applies
 them (``apply(x, sr, **settings)``); ``aug(x, sr, rng)`` does both, with probability ``p``.
-``TrainBatches`` gives every clip of every epoch its own random stream, seeded by
-``(recipe seed, epoch, clip index)``, so the batches of a seed are the same whatever the
-number of workers or the order Keras asks for them.
+``TrainBatches`` gives every batch of every epoch its own random stream, seeded by
+``(recipe seed, epoch, batch index)``, so the batches of a seed are the same whatever the
+number of workers or the order Keras asks for them (and a resumed run gets the same ones).
 
 Validation and test data are never augmented; the model's normalisation is fitted on the
 unaugmented training features.
@@ -271,11 +271,11 @@ class SpecAugment(Augmentation):
         frames, feats = x.shape[0], x.shape[1]
 
         def masks(count, width, size):
-            out = []
-            for _ in range(count):
-                w = int(rng.integers(0, min(width, size) + 1))
-                out.append((int(rng.integers(0, size - w + 1)), w))
-            return out
+            if not count:
+                return []
+            widths = rng.integers(0, min(width, size) + 1, size=count)
+            starts = (rng.random(count) * (size - widths + 1)).astype(np.int64)
+            return [(int(s), int(w)) for s, w in zip(starts, widths)]
 
         return {
             "freq": masks(self.freq_masks, self.freq_width, feats),
@@ -326,7 +326,9 @@ def build_augmentations(steps, source=None, pipeline=None) -> list[Augmentation]
 
 
 class BatchMaker:
-    """Batch ``b`` of epoch ``e`` as numpy arrays, the same for a given seed on any worker.
+    """Batch ``b`` of epoch ``e`` as numpy arrays, the same for a given seed on any worker:
+    the clips ``default_rng([seed, e]).permutation(n)[b * batch_size:][:batch_size]``,
+    augmented from the stream ``default_rng([seed, e, b])``.
 
     ``features``: rows of unaugmented features (an array or ``seqkit.cache.Rows``);
     ``labels``: targets; ``augmentations``: built ``Augmentation`` objects; ``pipeline``:
@@ -382,11 +384,11 @@ class BatchMaker:
 
             limit_blas_threads()  # in a worker process: see seqkit.extract.limit_blas_threads
             self._limited = os.getpid()
-        return np.stack([self.example(epoch, int(j)) for j in rows]), y
+        rng = np.random.default_rng([self.seed, epoch, b])
+        return np.stack([self.example(int(j), rng) for j in rows]), y
 
-    def example(self, epoch: int, j: int) -> np.ndarray:
-        """The augmented features of clip ``j`` in ``epoch``."""
-        rng = np.random.default_rng([self.seed, epoch, j])
+    def example(self, j: int, rng) -> np.ndarray:
+        """The augmented features of clip ``j``, drawing from ``rng``."""
         base = None
         if self.audio_augs:
             wave = self._audio(j)
