@@ -7,6 +7,10 @@ TensorFlow needed; seqkit's GRU needs only keras and numpy):
 It checks the GRU against a numpy implementation of the equations and against
 keras.layers.GRU (outputs, masks, Bidirectional, training, stateful, .keras round trip,
 gate_activations) and, last, times training steps against keras.layers.GRU side by side.
+Check 8 trains seqkit's GRU and keras.layers.GRU side by side (gradients through masks,
+go_backwards, stacked layers; eager and compiled). Check 9 compares outputs and trained weights
+with those the TensorFlow backend wrote to bench/gru_tf_reference.npz (to 1e-4); on TensorFlow,
+--write-reference rewrites that file.
 Exit code 1 if any check fails.
 Options: --no-speed (skip check 7), --only N[,M] (run only these checks),
          --speed-compile (check 7 with jit_compile=True; on torch this means torch.compile).
@@ -560,13 +564,125 @@ def check7():
     print(f"    (train step compiled: jit_compile={m.jit_compile} run_eagerly={m.run_eagerly})")
 
 
+def _model_pair(reset_after, steps=7, features=5):
+    """Masking -> GRU(6, sequences) -> GRU(4, go_backwards) -> Dense(2), seqkit's and Keras'."""
+    models = []
+    for make in (skl.GRU, keras.layers.GRU):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((steps, features))
+        y = keras.layers.Masking(0.0)(inp)
+        y = make(6, reset_after=reset_after, return_sequences=True)(y)
+        y = make(4, reset_after=reset_after, go_backwards=True)(y)
+        models.append(keras.Model(inp, keras.layers.Dense(2)(y)))
+    models[1].set_weights(models[0].get_weights())
+    return models
+
+
+def _padded_batch(seed=20):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(8, 7, 5)).astype("float32")
+    x[2, 4:] = 0.0  # right padding
+    x[3, :3] = 0.0  # left padding
+    return x, rng.normal(size=(8, 2)).astype("float32")
+
+
+def _train(model, x, y, **compile_kw):
+    # SGD: Adam's first steps would magnify float32 rounding in near-zero gradients.
+    model.compile(keras.optimizers.SGD(0.5), "mse", **compile_kw)
+    losses = [float(np.asarray(model.train_on_batch(x, y))) for _ in range(3)]
+    return model.get_weights(), losses
+
+
+def check8():
+    x, y = _padded_batch()
+    for reset_after in (False, True):
+        for tag, ckw in (("eager", {"run_eagerly": True}), ("compiled", {"jit_compile": True})):
+            ours, theirs = _model_pair(reset_after)
+            w_ours, l_ours = _train(ours, x, y, **ckw)
+            w_theirs, l_theirs = _train(theirs, x, y, **ckw)
+            dw = max(maxdiff(a, b) for a, b in zip(w_ours, w_theirs))
+            moved = max(
+                maxdiff(a, b) for a, b in zip(w_ours, _model_pair(reset_after)[0].get_weights())
+            )
+            rec(
+                8,
+                f"3 SGD steps == keras.layers.GRU, reset_after={reset_after}, {tag}",
+                dw < 1e-5 and moved > 1e-2 and l_ours[-1] < l_ours[0],
+                f"weights max diff={dw:.2e} (weights moved {moved:.2f}) "
+                f"loss={[f'{v:.5f}' for v in l_ours]} keras={[f'{v:.5f}' for v in l_theirs]}",
+            )
+
+
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gru_tf_reference.npz")
+
+
+def _reference_values():
+    """Outputs (with masks, go_backwards, initial state) and weights after 3 SGD steps."""
+    rng = np.random.default_rng(30)
+    x = rng.normal(size=(B, T, F)).astype("float32")
+    h0 = rng.normal(size=(B, UNITS)).astype("float32")
+    mask = np.arange(T)[None, :] < np.array([7, 5, 3, 1])[:, None]
+    out = {}
+    for reset_after in (False, True):
+        w = rand_weights(rng, F, UNITS, reset_after)
+        for gb in (False, True):
+            layer = skl.GRU(
+                UNITS, return_sequences=True, return_state=True, go_backwards=gb,
+                reset_after=reset_after,
+            )  # fmt: skip
+            layer.build((B, T, F))
+            layer.set_weights(w)
+            seq, st = layer(
+                ops.convert_to_tensor(x),
+                mask=ops.convert_to_tensor(mask),
+                initial_state=[ops.convert_to_tensor(h0)],
+            )
+            key = f"ra{int(reset_after)}_gb{int(gb)}"
+            out[f"{key}_seq"] = ops.convert_to_numpy(seq)
+            out[f"{key}_state"] = ops.convert_to_numpy(st)
+        xt, yt = _padded_batch(31)
+        model = _model_pair(reset_after)[0]
+        # Initial weights from numpy: each backend's own random initialisers differ.
+        model.set_weights(
+            [rng.normal(0.0, 0.4, wt.shape).astype("float32") for wt in model.get_weights()]
+        )
+        weights, losses = _train(model, xt, yt)
+        for i, wt in enumerate(weights):
+            out[f"ra{int(reset_after)}_trained_{i}"] = wt
+        out[f"ra{int(reset_after)}_losses"] = np.array(losses)
+    return out
+
+
+def check9():
+    values = _reference_values()
+    if WRITE_REFERENCE:
+        if keras.backend.backend() != "tensorflow":
+            rec(9, "--write-reference needs the TensorFlow backend", False)
+            return
+        np.savez_compressed(REFERENCE, **values)
+        rec(9, f"reference written to {REFERENCE}", True, f"{len(values)} arrays")
+        return
+    if not os.path.exists(REFERENCE):
+        rec(9, f"reference file {REFERENCE} missing", False)
+        return
+    ref = np.load(REFERENCE)
+    worst = {}
+    for key, value in values.items():
+        group = "outputs" if key.endswith(("_seq", "_state")) else "training"
+        worst[group] = max(worst.get(group, 0.0), maxdiff(value, ref[key]))
+    ok = set(ref.files) == set(values) and all(v < 1e-4 for v in worst.values())
+    detail = " ".join(f"{k} max diff={v:.2e}" for k, v in worst.items())
+    rec(9, f"same as the TensorFlow backend ({len(values)} arrays, tolerance 1e-4)", ok, detail)
+
+
 if __name__ == "__main__":
     ONLY = set()
     if "--only" in sys.argv:
         ONLY = {int(v) for v in sys.argv[sys.argv.index("--only") + 1].split(",")}
     SPEED_COMPILE = "--speed-compile" in sys.argv  # check 7 with jit_compile=True
+    WRITE_REFERENCE = "--write-reference" in sys.argv
     if "--no-speed" in sys.argv:
-        ONLY = (ONLY or {1, 2, 3, 4, 5, 6, 7}) - {7}
+        ONLY = (ONLY or {1, 2, 3, 4, 5, 6, 7, 8, 9}) - {7}
     vers = {
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
@@ -592,6 +708,8 @@ if __name__ == "__main__":
         (4, check4),
         (5, check5),
         (6, check6),
+        (8, check8),
+        (9, check9),
         (7, check7),
     ):
         run_check(num, fn)

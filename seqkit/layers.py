@@ -15,14 +15,26 @@ Weights are stored exactly as Keras stores them -- ``kernel`` (input_dim, 3 * un
 ``reset_after=True``; gate order z, r, h -- so ``get_weights`` / ``set_weights`` swap both ways
 with ``keras.layers.GRU`` and ``.keras`` files hold the familiar layout.
 
-Speed: Keras' cell slices the packed ``recurrent_kernel`` variable inside every time step; on
-a CPU the gradient of those slices costs as much as the step itself. ``seqkit.layers.GRU``
-slices the packed variables into per-gate tensors *once per call*, outside the time loop, and
-the loop body only reads those tensors. ``bench/bench_gru.py`` measures the result against
-``keras.layers.GRU`` and ``keras.layers.LSTM``.
+Speed: the layer does not step a cell through ``keras.layers.RNN``'s loop. It projects the
+inputs of all time steps at once (one GEMM, ``x @ kernel``), runs only the recurrence in a scan
+(per step ``h @ U_zr`` for both gates in one product, then ``(r * h) @ U_h``), and has its own
+gradient (``keras.ops.custom_gradient``): a reverse scan that carries only ``dL/dh``, with the
+weight gradients ``dU = sum_t h_{t-1}^T dpre_t`` and ``dW`` computed after the loop as single
+GEMMs over all time steps. On TensorFlow the two scans are ``tf.while_loop`` loops compiled with
+XLA inside a traced function (eagerly they run uncompiled); on JAX and torch they are
+``keras.ops.scan``. ``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``;
+``bench/README.md`` records what was tried and lost. With ``recurrent_dropout`` in training,
+or ``unroll=True``, the layer steps its cell through Keras' loop instead (same numbers).
 
-Only public ``keras`` / ``keras.ops`` APIs are used, so the layer runs on the TensorFlow, JAX
-and torch backends.
+Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
+``"mixed_float16"``): the input projection runs in the compute dtype, like any Keras layer;
+the recurrence -- gate pre-activations, sigmoid and tanh, and the state carried from step to
+step -- runs in float32 (the variable dtype), with the weights as the policy casts them.
+Outputs are returned in the compute dtype. Keras' own GRU carries the state in bfloat16.
+
+Only public ``keras`` / ``keras.ops`` APIs are used (and, on the TensorFlow backend only,
+TensorFlow's own public loop and XLA API), so the layer runs on the TensorFlow, JAX and torch
+backends.
 """
 
 from __future__ import annotations
@@ -34,6 +46,212 @@ from keras import ops
 from .errors import fraction, positive_int
 
 __all__ = ["GRU", "GRUCell"]
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrence over a whole sequence, with its own gradient
+# --------------------------------------------------------------------------------------------
+# Tensors are time-major inside: p (T, B, 3u) is the input projection with its biases, h0 (B, u)
+# the initial state, uzr (u, 2u) and uh (u, u) the recurrent kernel's z|r and h parts, rb (3u,)
+# the recurrent bias of the reset-after form (None selects the reset-before form), m (T, B, 1)
+# the mask as 0.0 / 1.0 (None: no mask). All of them in the recurrence dtype (float32 under a
+# mixed policy).
+
+#: Compile the TensorFlow scans with XLA when they run inside a traced function (``model.fit``,
+#: ``predict``, ``tf.function``). ``False`` runs them as plain graph loops.
+TF_XLA = True
+FUSE_ZR = True
+
+
+def _tf_scan(step, carry, xs, reverse, ys_dims):
+    """``keras.ops.scan`` for TensorFlow: a ``tf.while_loop`` that writes its outputs to
+    TensorArrays and indexes its inputs (Keras' TF scan re-reads and re-writes its carry through
+    TensorArrays at every step and requires outputs shaped like the carry)."""
+    import tensorflow as tf
+
+    n = xs[0].shape[0]
+    if n is None:
+        n = tf.shape(xs[0])[0]
+    batch = carry.shape[0]
+    tas = [
+        tf.TensorArray(carry.dtype, size=n, element_shape=tf.TensorShape([batch, d]))
+        for d in ys_dims
+    ]
+
+    def body(i, c, *tas):
+        c, ys = step(c, [x[i] for x in xs])
+        return (i - 1 if reverse else i + 1, c, *[ta.write(i, y) for ta, y in zip(tas, ys)])
+
+    out = tf.while_loop(
+        (lambda i, *_: i >= 0) if reverse else (lambda i, *_: i < n),
+        body,
+        ((n - 1) if reverse else 0, carry, *tas),
+        parallel_iterations=1,
+        maximum_iterations=n,
+    )
+    return out[1], [ta.stack() for ta in out[2:]]
+
+
+def _scan(step, carry, xs, reverse, ys_dims):
+    """Run ``step(carry, [x_t, ...]) -> (carry, [y_t, ...])`` over axis 0 of ``xs``.
+
+    Returns the last carry and the stacked outputs, ``ys[t]`` belonging to ``xs[t]`` also when
+    ``reverse`` (which runs from the last step to the first). ``ys_dims``: last dimension of
+    each ``y`` (each is ``(batch, dim)``).
+    """
+    if keras.backend.backend() == "tensorflow":
+        return _tf_scan(step, carry, xs, reverse, ys_dims)
+    carry, ys = ops.scan(lambda c, x: step(c, list(x)), carry, tuple(xs), reverse=reverse)
+    return carry, list(ys)
+
+
+def _forward(p, h0, uzr, uh, rb, m):
+    """The recurrence. Returns ``[H, ZR, HH]`` (+ ``HR``, ``U_h h + rb_h``, for reset-after),
+    each (T, B, .): the states after each step, the gates z|r, the candidate h~."""
+    units = h0.shape[-1]
+    reset_after = rb is not None
+    u_all = ops.concatenate([uzr, uh], axis=-1) if reset_after else None
+
+    def step(h, xt):
+        p_t = xt[0]
+        if reset_after:
+            a = ops.matmul(h, u_all) + rb
+            zr = ops.sigmoid(p_t[:, : 2 * units] + a[:, : 2 * units])
+            hr = a[:, 2 * units :]
+            hh = ops.tanh(p_t[:, 2 * units :] + zr[:, units:] * hr)
+        elif FUSE_ZR:
+            zr = ops.sigmoid(p_t[:, : 2 * units] + ops.matmul(h, uzr))
+            hh = ops.tanh(p_t[:, 2 * units :] + ops.matmul(zr[:, units:] * h, uh))
+        else:
+            r = ops.sigmoid(p_t[:, units : 2 * units] + ops.matmul(h, uzr[:, units:]))
+            z = ops.sigmoid(p_t[:, :units] + ops.matmul(h, uzr[:, :units]))
+            hh = ops.tanh(p_t[:, 2 * units :] + ops.matmul(r * h, uh))
+            zr = ops.concatenate([z, r], axis=-1)
+        h_new = hh + zr[:, :units] * (h - hh)  # = z * h + (1 - z) * hh
+        if m is not None:
+            h_new = ops.where(xt[1], h_new, h)  # a masked step keeps the state
+        ys = (h_new, zr, hh, hr) if reset_after else (h_new, zr, hh)
+        return h_new, ys
+
+    xs = [p] if m is None else [p, m > 0.5]
+    dims = [units, 2 * units, units] + ([units] if reset_after else [])
+    return _scan(step, h0, xs, False, dims)[1]
+
+
+def _backward(dH, ys, h0, uzr, uh, m):
+    """Gradients of ``sum(dH * H)``: ``(dp, dh0, duzr, duh, drb)`` (``drb`` None if reset-before).
+
+    Every factor that does not depend on the incoming gradient is computed for all steps at
+    once before the loop; the loop carries ``g = dL/dh_t`` and does the recurrent products; the
+    weight gradients are GEMMs over all steps afterwards.
+    """
+    units = h0.shape[-1]
+    H, ZR, HH = ys[0], ys[1], ys[2]
+    reset_after = len(ys) == 4
+    Hp = ops.concatenate([h0[None], H[:-1]], axis=0)  # the state each step started from
+    Z, R = ZR[..., :units], ZR[..., units:]
+    A = (1.0 - Z) * (1.0 - HH * HH)  # d pre_h = g * A
+    BZ = (Hp - HH) * Z * (1.0 - Z)  # d pre_z = g * BZ
+    if reset_after:
+        # d pre_r = g * A * hr * r (1 - r);  d (U_h h + rb_h) = g * A * r
+        F = ops.concatenate([BZ, A * ys[3] * R * (1.0 - R), A * R], axis=-1)
+        u_t = ops.transpose(ops.concatenate([uzr, uh], axis=-1))
+        xs = [dH, Z, F]
+    else:
+        C = Hp * R * (1.0 - R)  # d pre_r = (d (r * h) from U_h) * C
+        uzr_t, uh_t = ops.transpose(uzr), ops.transpose(uh)
+        xs = [dH, Z, R, A, BZ, C]
+    if m is not None:
+        xs.append(m > 0.5)
+
+    def step(g, xt):
+        g = g + xt[0]
+        if m is not None:  # a masked step passed its state through unchanged
+            g_pass = ops.where(xt[-1], 0.0, g)
+            g = ops.where(xt[-1], g, 0.0)
+        if reset_after:
+            d_pre = ops.concatenate([g, g, g], axis=-1) * xt[2]
+            g_prev = g * xt[1] + ops.matmul(d_pre, u_t)
+            ys = (g,)
+        elif FUSE_ZR:
+            z, r, a, bz, c = xt[1:6]
+            d_rh = ops.matmul(g * a, uh_t)
+            d_zr = ops.concatenate([g * bz, d_rh * c], axis=-1)
+            g_prev = g * z + d_rh * r + ops.matmul(d_zr, uzr_t)
+            ys = (g, d_rh)
+        else:
+            z, r, a, bz, c = xt[1:6]
+            from_z = ops.matmul(g * bz, uzr_t[:units])
+            d_rh = ops.matmul(g * a, uh_t)
+            g_prev = g * z + d_rh * r + from_z + ops.matmul(d_rh * c, uzr_t[units:])
+            ys = (g, d_rh)
+        if m is not None:
+            g_prev = g_prev + g_pass
+        return g_prev, ys
+
+    dh0, gs = _scan(step, ops.zeros_like(h0), xs, True, [units] * (1 if reset_after else 2))
+    G = gs[0]
+
+    def tb_matmul(a, b):  # sum over time and batch of a_t^T b_t, as one GEMM
+        return ops.matmul(
+            ops.transpose(ops.reshape(a, (-1, a.shape[-1]))), ops.reshape(b, (-1, b.shape[-1]))
+        )
+
+    if reset_after:
+        d_pre = ops.concatenate([G, G, G], axis=-1) * F
+        du = tb_matmul(Hp, d_pre)
+        dp = ops.concatenate([d_pre[..., : 2 * units], G * A], axis=-1)
+        drb = ops.sum(ops.reshape(d_pre, (-1, 3 * units)), axis=0)
+        return dp, dh0, du[:, : 2 * units], du[:, 2 * units :], drb
+    d_zr = ops.concatenate([G * BZ, gs[1] * C], axis=-1)
+    d_ph = G * A
+    dp = ops.concatenate([d_zr, d_ph], axis=-1)
+    return dp, dh0, tb_matmul(Hp, d_zr), tb_matmul(R * Hp, d_ph), None
+
+
+_TF_COMPILED = {}
+
+
+def _compiled(fn):
+    """``fn`` as an XLA-compiled ``tf.function`` when tracing on TensorFlow, else ``fn``."""
+    if not TF_XLA or keras.backend.backend() != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    if tf.executing_eagerly():  # a compilation per new shape would cost more than it saves
+        return fn
+    if fn not in _TF_COMPILED:
+        _TF_COMPILED[fn] = tf.function(fn, jit_compile=True, autograph=False)
+    return _TF_COMPILED[fn]
+
+
+def gru_sequence(p, h0, uzr, uh, rb=None, m=None):
+    """All the states ``H`` (T, B, u) of the GRU over ``p``; differentiable in every argument
+    but ``m`` (whose gradient is zero). Time-major; see the comment above for the arguments."""
+    reset_after = rb is not None
+    args = [p, h0, uzr, uh] + ([rb] if reset_after else []) + ([m] if m is not None else [])
+    forward, backward = _compiled(_forward), _compiled(_backward)
+
+    @ops.custom_gradient
+    def run(*args):
+        # stop_gradient: an eager GradientTape must not record the inside of the scan.
+        args = [ops.stop_gradient(a) for a in args]
+        p, h0, uzr, uh = args[:4]
+        rb_ = args[4] if reset_after else None
+        m_ = args[-1] if m is not None else None
+        ys = forward(p, h0, uzr, uh, rb_, m_)
+
+        def grad(*upstream_args, upstream=None):
+            # TensorFlow and JAX pass the upstream gradient positionally, torch by keyword.
+            if upstream is None:
+                (upstream,) = upstream_args
+            dp, dh0, duzr, duh, drb = backward(upstream, ys, h0, uzr, uh, m_)
+            grads = [dp, dh0, duzr, duh] + ([drb] if reset_after else [])
+            return tuple(grads + ([ops.zeros_like(m_)] if m_ is not None else []))
+
+        return ys[0], grad
+
+    return run(*args)
 
 
 @keras.saving.register_keras_serializable(package="seqkit")
@@ -144,6 +362,9 @@ class GRU(keras.layers.RNN):
     ``recurrent_dropout`` and ``keras.layers.Bidirectional``.
 
     ``gate_activations(x)`` returns r, z, h~ and h for every time step, for inspection.
+
+    Under a mixed dtype policy the cell (the recurrence) uses the policy's variable dtype,
+    float32, and the layer its compute dtype; see the module docstring.
     """
 
     _CELL_ARGS = (
@@ -182,6 +403,11 @@ class GRU(keras.layers.RNN):
     ):
         kwargs.pop("use_cudnn", None)
         kwargs.pop("implementation", None)
+        cell_dtype = kwargs.get("dtype")
+        policy = keras.dtype_policies.get(cell_dtype) if cell_dtype is not None else None
+        policy = policy or keras.config.dtype_policy()
+        if policy.compute_dtype != policy.variable_dtype:  # mixed: the recurrence in float32
+            cell_dtype = policy.variable_dtype
         cell = GRUCell(
             units,
             activation=activation,
@@ -200,7 +426,7 @@ class GRU(keras.layers.RNN):
             recurrent_dropout=recurrent_dropout,
             reset_after=reset_after,
             seed=seed,
-            dtype=kwargs.get("dtype"),
+            dtype=cell_dtype,
             trainable=kwargs.get("trainable", True),
             name="gru_cell",
         )
@@ -217,12 +443,72 @@ class GRU(keras.layers.RNN):
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        # Slice the packed variables once, outside the time loop; the loop reads the slices.
-        self.cell._prepared = self.cell.split_weights()
-        try:
-            return super().inner_loop(sequences, initial_state, mask, training=training)
-        finally:
-            self.cell._prepared = None
+        cell = self.cell
+        dtype = cell.compute_dtype  # the recurrence dtype (float32 under a mixed policy)
+        if self.unroll or (training and cell.recurrent_dropout > 0.0):
+            # Keras' loop over the cell, with the packed variables sliced once, outside it.
+            cell._prepared = tuple(
+                None if w is None else ops.cast(w, dtype) for w in cell.split_weights()
+            )
+            try:
+                return super().inner_loop(sequences, initial_state, mask, training=training)
+            finally:
+                cell._prepared = None
+
+        units = cell.units
+        h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        x = ops.transpose(sequences, (1, 0, 2))  # time-major
+        if self.go_backwards:
+            x = ops.flip(x, axis=0)
+        kernel = cell.kernel
+        if training and 0.0 < cell.dropout < 1.0:
+            # One mask per gate, the same at every step (as Keras' GRU, implementation=1).
+            masks = cell.get_dropout_mask(sequences[:, 0, :])
+            p = ops.concatenate(
+                [
+                    ops.matmul(x * ops.cast(mk, x.dtype), kernel[:, i * units : (i + 1) * units])
+                    for i, mk in enumerate(masks)
+                ],
+                axis=-1,
+            )
+        else:
+            steps, features = x.shape[0], x.shape[2]
+            p = ops.matmul(ops.reshape(x, (-1, features)), kernel)  # one GEMM for all steps
+            p = ops.reshape(p, (-1 if steps is None else steps, ops.shape(x)[1], 3 * units))
+        p = ops.cast(p, dtype)
+        rb = None
+        if cell.use_bias:
+            bias = ops.cast(cell.bias, dtype)
+            p = p + (bias[0] if cell.reset_after else bias)
+            rb = bias[1] if cell.reset_after else None
+        elif cell.reset_after:
+            rb = ops.zeros((3 * units,), dtype=dtype)
+        m = None
+        if mask is not None:
+            m = ops.cast(ops.transpose(ops.cast(mask, "bool"), (1, 0)), dtype)[:, :, None]
+            if self.go_backwards:
+                m = ops.flip(m, axis=0)
+        rk = ops.cast(cell.recurrent_kernel, dtype)
+        h0 = ops.cast(h0, dtype)
+        if self.stateful:  # the state variable is assigned in place after this call (torch)
+            h0 = ops.copy(h0)
+        states = gru_sequence(p, h0, rk[:, : 2 * units], rk[:, 2 * units :], rb, m)
+
+        # Keras' masking semantics: a masked step outputs the previous step's output, which is
+        # zero before the first unmasked step (or zero at every masked step with
+        # zero_output_for_mask, as in Bidirectional); the state is carried either way.
+        outputs = states
+        if m is not None:
+            keep = m if self.zero_output_for_mask else ops.cumsum(m, axis=0)
+            outputs = ops.where(keep > 0.5, states, ops.zeros_like(states))
+        last_output = outputs[-1]
+        if self.return_sequences:
+            outputs = ops.transpose(outputs, (1, 0, 2))
+        else:
+            outputs = last_output[:, None, :]
+        return last_output, outputs, [states[-1]]
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         return super().call(sequences, mask=mask, training=training, initial_state=initial_state)
