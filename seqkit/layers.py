@@ -60,7 +60,12 @@ __all__ = ["GRU", "GRUCell"]
 #: Compile the TensorFlow scans with XLA when they run inside a traced function (``model.fit``,
 #: ``predict``, ``tf.function``). ``False`` runs them as plain graph loops.
 TF_XLA = True
-FUSE_ZR = True
+#: ``False`` steps the cell through ``keras.layers.RNN``'s loop with autodiff instead (the
+#: implementation before 2026-11-28; still used for ``unroll`` and recurrent dropout), for
+#: comparison in ``bench/bench_gru.py``.
+SEQUENCE_SCAN = True
+#: ``unroll`` of ``keras.ops.scan`` on JAX and torch (steps per loop iteration).
+SCAN_UNROLL = 1
 
 
 def _tf_scan(step, carry, xs, reverse, ys_dims):
@@ -101,7 +106,9 @@ def _scan(step, carry, xs, reverse, ys_dims):
     """
     if keras.backend.backend() == "tensorflow":
         return _tf_scan(step, carry, xs, reverse, ys_dims)
-    carry, ys = ops.scan(lambda c, x: step(c, list(x)), carry, tuple(xs), reverse=reverse)
+    carry, ys = ops.scan(
+        lambda c, x: step(c, list(x)), carry, tuple(xs), reverse=reverse, unroll=SCAN_UNROLL
+    )
     return carry, list(ys)
 
 
@@ -119,14 +126,9 @@ def _forward(p, h0, uzr, uh, rb, m):
             zr = ops.sigmoid(p_t[:, : 2 * units] + a[:, : 2 * units])
             hr = a[:, 2 * units :]
             hh = ops.tanh(p_t[:, 2 * units :] + zr[:, units:] * hr)
-        elif FUSE_ZR:
+        else:
             zr = ops.sigmoid(p_t[:, : 2 * units] + ops.matmul(h, uzr))
             hh = ops.tanh(p_t[:, 2 * units :] + ops.matmul(zr[:, units:] * h, uh))
-        else:
-            r = ops.sigmoid(p_t[:, units : 2 * units] + ops.matmul(h, uzr[:, units:]))
-            z = ops.sigmoid(p_t[:, :units] + ops.matmul(h, uzr[:, :units]))
-            hh = ops.tanh(p_t[:, 2 * units :] + ops.matmul(r * h, uh))
-            zr = ops.concatenate([z, r], axis=-1)
         h_new = hh + zr[:, :units] * (h - hh)  # = z * h + (1 - z) * hh
         if m is not None:
             h_new = ops.where(xt[1], h_new, h)  # a masked step keeps the state
@@ -173,17 +175,11 @@ def _backward(dH, ys, h0, uzr, uh, m):
             d_pre = ops.concatenate([g, g, g], axis=-1) * xt[2]
             g_prev = g * xt[1] + ops.matmul(d_pre, u_t)
             ys = (g,)
-        elif FUSE_ZR:
+        else:
             z, r, a, bz, c = xt[1:6]
             d_rh = ops.matmul(g * a, uh_t)
             d_zr = ops.concatenate([g * bz, d_rh * c], axis=-1)
             g_prev = g * z + d_rh * r + ops.matmul(d_zr, uzr_t)
-            ys = (g, d_rh)
-        else:
-            z, r, a, bz, c = xt[1:6]
-            from_z = ops.matmul(g * bz, uzr_t[:units])
-            d_rh = ops.matmul(g * a, uh_t)
-            g_prev = g * z + d_rh * r + from_z + ops.matmul(d_rh * c, uzr_t[units:])
             ys = (g, d_rh)
         if m is not None:
             g_prev = g_prev + g_pass
@@ -445,7 +441,7 @@ class GRU(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
         dtype = cell.compute_dtype  # the recurrence dtype (float32 under a mixed policy)
-        if self.unroll or (training and cell.recurrent_dropout > 0.0):
+        if not SEQUENCE_SCAN or self.unroll or (training and cell.recurrent_dropout > 0.0):
             # Keras' loop over the cell, with the packed variables sliced once, outside it.
             cell._prepared = tuple(
                 None if w is None else ops.cast(w, dtype) for w in cell.split_weights()
