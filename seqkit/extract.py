@@ -13,8 +13,8 @@ rejects (``DataError``, ``ParameterError``) is a warning naming the file, never 
 ``seqkit.cache.FeatureCache`` streams them to disk instead.
 
 Workers: all cores this process may use (``os.sched_getaffinity``), or ``SEQKIT_WORKERS``.
-Small jobs (fewer than ``PARALLEL_MIN`` examples) run in-process: starting a pool costs more
-than it saves. A progress bar goes to stderr when it is a terminal and seqkit's log level lets
+Small jobs run in-process: the first examples are timed, and workers start only when the
+rest would take over ``PARALLEL_SECONDS`` in one process (starting a pool costs seconds). A progress bar goes to stderr when it is a terminal and seqkit's log level lets
 warnings through (``-q`` silences it).
 """
 
@@ -32,7 +32,8 @@ from .errors import DataError, ParameterError
 log = logging.getLogger("seqkit")
 
 WORKERS_ENV = "SEQKIT_WORKERS"
-PARALLEL_MIN = 1000  # fewer examples: extract in-process (a pool takes seconds to start)
+PROBE = 24  # examples timed in this process before deciding on worker processes
+PARALLEL_SECONDS = 10.0  # start workers when the rest would take longer than this here
 
 
 def default_workers() -> int:
@@ -109,8 +110,7 @@ def _pool(workers: int, pipeline):
         ctx = mp.get_context("forkserver")
         # Workers fork from a server that imported these once (librosa's modules load lazily,
         # on first use: seconds per worker otherwise); in effect when the server first starts.
-        steps = sorted({type(s).__module__ for s in getattr(pipeline, "steps", [])})
-        ctx.set_forkserver_preload([*PRELOAD, *steps, "seqkit.extract"])
+        ctx.set_forkserver_preload(_preload(pipeline))
     else:
         ctx = mp.get_context("spawn")
     return cf.ProcessPoolExecutor(
@@ -118,8 +118,23 @@ def _pool(workers: int, pipeline):
     )
 
 
-PRELOAD = ["numpy", "soundfile", "soxr", "scipy.signal", "librosa.core.spectrum",
-           "librosa.core.audio", "librosa.feature", "librosa.filters", "librosa.util"]  # fmt: skip
+# What feature steps import (librosa loads its submodules lazily, on first use).
+PRELOAD = ["numpy", "soundfile", "soxr", "numba", "scipy.signal", "scipy.fft", "librosa.core.audio",
+           "librosa.core.spectrum", "librosa.core.convert", "librosa.feature.spectral",
+           "librosa.feature.utils", "librosa.filters", "librosa.util.utils"]  # fmt: skip
+PRELOAD_PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "soxr", "soundfile", "librosa")
+
+
+def _preload(pipeline) -> list[str]:
+    """Modules for the forkserver to import: ``PRELOAD``, the pipeline's step modules, and the
+    public modules of those packages this process has loaded (running the steps loads them)."""
+    loaded = sorted(
+        m
+        for m in list(sys.modules)
+        if m.split(".")[0] in PRELOAD_PACKAGES and not any(p.startswith("_") for p in m.split("."))
+    )
+    steps = sorted({type(s).__module__ for s in getattr(pipeline, "steps", [])})
+    return list(dict.fromkeys([*PRELOAD, *loaded, *steps, "seqkit.extract"]))
 
 
 def _picklable(obj) -> bool:
@@ -133,37 +148,57 @@ def _picklable(obj) -> bool:
 def iter_features(examples, pipeline, workers=None, progress=None):
     """Yield ``(index, features or None, warning or None)`` for each example, in order.
 
-    ``workers``: processes to use (default ``default_workers()``); 1 runs in this process, as
-    do jobs under ``PARALLEL_MIN`` examples when ``workers`` is not given explicitly, and
-    pipelines that cannot be pickled (a plugin step holding a lock, say).
+    ``workers``: processes to use (default ``default_workers()``); 1 runs in this process.
+    Without an explicit ``workers``, the first ``PROBE`` examples are computed here and timed,
+    and worker processes start only when the rest would take longer than
+    ``PARALLEL_SECONDS`` here (a pool costs a second or more of start-up per worker). A
+    pipeline that cannot be pickled (a plugin step holding a lock, say) runs here.
     ``progress(done, total)`` is called after each example.
     """
     examples = list(examples)
     total = len(examples)
     explicit = workers is not None
     workers = default_workers() if workers is None else int(workers)
-    parallel = workers > 1 and total > 1 and (explicit or total >= PARALLEL_MIN)
+    parallel = workers > 1 and total > 1
     if parallel and not _picklable(pipeline):
         log.info("The feature pipeline cannot be pickled; extracting in one process.")
         parallel = False
-    if not parallel:
-        limiter = limit_blas_threads()
-        try:
-            for i, ex in enumerate(examples):
-                feats, warning = run_one(pipeline, ex)
+    done = 0
+    limiter = limit_blas_threads()
+    try:
+        if parallel and not explicit:
+            busy = 0.0
+            for i in range(min(PROBE, total)):
+                t = time.perf_counter()
+                feats, warning = run_one(pipeline, examples[i])
+                busy += time.perf_counter() - t
+                done = i + 1
+                yield i, feats, warning
+                if progress is not None:
+                    progress(done, total)
+            parallel = busy / max(done, 1) * (total - done) > PARALLEL_SECONDS
+        if not parallel:
+            for i in range(done, total):
+                feats, warning = run_one(pipeline, examples[i])
                 yield i, feats, warning
                 if progress is not None:
                     progress(i + 1, total)
-        finally:
-            if limiter is not None:
-                limiter.restore_original_limits()
-        return
+            return
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+    if done < total:
+        yield from _in_workers(examples, done, pipeline, workers, progress)
+
+
+def _in_workers(examples, start, pipeline, workers, progress):
     from concurrent.futures.process import BrokenProcessPool
 
-    chunk = max(1, min(64, total // (workers * 8) or 1))
-    indexed = list(enumerate(examples))
-    chunks = [indexed[s : s + chunk] for s in range(0, total, chunk)]
-    done = 0
+    total = len(examples)
+    indexed = list(enumerate(examples))[start:]
+    chunk = max(1, min(64, len(indexed) // (workers * 8) or 1))
+    chunks = [indexed[s : s + chunk] for s in range(0, len(indexed), chunk)]
+    done = start
     try:
         with _pool(workers, pipeline) as pool:
             pending = collections.deque()
@@ -191,13 +226,16 @@ def iter_features(examples, pipeline, workers=None, progress=None):
         log.warning(
             "Feature extraction workers stopped (%s); continuing in one process.", exc or "died"
         )
-        limit_blas_threads()
-        for i, ex in indexed[done:]:
-            feats, warning = run_one(pipeline, ex)
-            yield i, feats, warning
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        limiter = limit_blas_threads()
+        try:
+            for i, ex in enumerate(examples[done:], start=done):
+                feats, warning = run_one(pipeline, ex)
+                yield i, feats, warning
+                if progress is not None:
+                    progress(i + 1, total)
+        finally:
+            if limiter is not None:
+                limiter.restore_original_limits()
 
 
 def extract_features(examples, pipeline, progress=None, workers=None):

@@ -191,9 +191,31 @@ def test_small_jobs_stay_in_process_unless_workers_are_given(corpus, monkeypatch
 
     monkeypatch.setattr(extract, "_pool", no_pool)
     monkeypatch.setenv("SEQKIT_WORKERS", "2")
-    assert len(list(iter_features(corpus[:4], small_pipeline()))) == 4  # 4 < PARALLEL_MIN
+    assert len(list(iter_features(corpus[:4], small_pipeline()))) == 4  # seconds from done
     with pytest.raises(AssertionError, match="a pool was started"):
         list(iter_features(corpus[:4], small_pipeline(), workers=2))
+
+
+def test_long_jobs_time_a_few_examples_then_start_workers(corpus, monkeypatch):
+    import seqkit.extract as extract
+
+    class Started(Exception):
+        pass
+
+    def fake_pool(workers, pipeline):
+        raise Started(workers)
+
+    monkeypatch.setattr(extract, "_pool", fake_pool)
+    monkeypatch.setattr(extract, "PROBE", 3)
+    monkeypatch.setenv("SEQKIT_WORKERS", "2")
+    monkeypatch.setattr(extract, "PARALLEL_SECONDS", 1e9)  # the rest is quick: stay here
+    assert [i for i, _, _ in iter_features(corpus, small_pipeline())] == list(range(15))
+    monkeypatch.setattr(extract, "PARALLEL_SECONDS", 0.0)  # the rest is slow: use workers
+    seen = []
+    with pytest.raises(Started, match="2"):
+        for i, _, _ in iter_features(corpus, small_pipeline()):
+            seen.append(i)
+    assert seen == [0, 1, 2]  # the timed examples, then the pool for the rest
 
 
 def test_workers_from_the_environment(monkeypatch):
