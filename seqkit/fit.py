@@ -4,7 +4,9 @@ exactly, and guards that stop a run cleanly.
 Why an epoch loop of our own instead of one ``fit(epochs=N)``: exact resumption. Everything
 random in an epoch is a function of (recipe seed, epoch): the order of the training examples is
 ``default_rng([seed, epoch]).permutation(n)`` (or the task's own dataset, told the epoch through
-``set_epoch``), and the dropout generators' states are saved with each checkpoint. So a run
+``set_epoch``), and the dropout generators' states are saved with each checkpoint (on torch,
+where a layer without a seed draws its dropout from torch's global generator, that generator is
+seeded from (seed, epoch) as each epoch starts and its state is saved too). So a run
 resumed from any checkpoint -- at the end of an epoch, or after step ``k`` of one -- replays the
 same batches in the same order from the same weights and optimizer state, and on CPU ends with
 the same weights and metrics as a run that was never interrupted (``tests/test_resume.py``).
@@ -78,6 +80,63 @@ def _seed_generators(model):
     return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
 
 
+def _global_rng_state():
+    """The backend's global random state, where Keras draws from it; None elsewhere.
+
+    On torch, a layer made without a seed (dropout, the GRU's dropout masks) draws from torch's
+    global generator, not from its SeedGenerator (keras/src/backend/torch/random.py, "unseeded"
+    fast path), so a checkpoint must hold that generator's state. TensorFlow and JAX draw
+    from the SeedGenerator states only.
+    """
+    import keras
+
+    if keras.backend.backend() != "torch":
+        return None
+    import base64
+
+    import torch
+
+    def encode(t):
+        return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+    state = {"cpu": encode(torch.get_rng_state())}
+    if torch.cuda.is_available():
+        state["cuda"] = [encode(t) for t in torch.cuda.get_rng_state_all()]
+    return {"torch": state}
+
+
+def _seed_global_rng(seed: int, epoch: int) -> None:
+    """Seed the backend's global generator (torch) from (recipe seed, epoch) as an epoch starts,
+    so that the epoch's dropout does not depend on what ran before it in this process."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
+def _set_global_rng_state(state) -> None:
+    if not state or "torch" not in state:
+        return
+    import keras
+
+    if keras.backend.backend() != "torch":
+        log.warning("The checkpoint was written on the torch backend; its global random state "
+                    "is not restored on %s, so dropout will differ.", keras.backend.backend())  # fmt: skip
+        return
+    import base64
+
+    import torch
+
+    def decode(text):
+        return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+    torch.set_rng_state(decode(state["torch"]["cpu"]))
+    if "cuda" in state["torch"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([decode(t) for t in state["torch"]["cuda"]])
+
+
 class Progress:
     """Where training stands; everything a checkpoint needs besides weights and optimizer."""
 
@@ -99,7 +158,7 @@ class Progress:
         return value > self.best if self.mode == "max" else value < self.best
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items()}
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     @classmethod
     def from_dict(cls, d: dict) -> Progress:
@@ -125,6 +184,7 @@ class Checkpointer:
                 np.asarray(v.numpy() if hasattr(v, "numpy") else v).tolist()
                 for v in _seed_generators(model)
             ],
+            "global_rng": _global_rng_state(),
         }
         write_json_atomic(self.dir / STATE, state)
         for old in self.dir.glob("ckpt-*.keras"):
@@ -154,7 +214,9 @@ class Checkpointer:
         gens = _seed_generators(model)
         for var, value in zip(gens, state.get("seed_generators", [])):
             var.assign(np.asarray(value, dtype=var.dtype))
-        return model, Progress.from_dict(state["progress"])
+        progress = Progress.from_dict(state["progress"])
+        progress._rng = state.get("global_rng")
+        return model, progress
 
 
 class _SigintDeferred:
@@ -192,7 +254,7 @@ class NonFiniteLoss(RunError):
     pass
 
 
-def _step_callback(model, progress, checkpointer, every, sigint):
+def _step_callback(model, progress, checkpointer, every, sigint, seed):
     """Counts steps; checkpoints every ``every`` steps; stops on a non-finite loss or Ctrl-C."""
     import keras
 
@@ -202,6 +264,14 @@ def _step_callback(model, progress, checkpointer, every, sigint):
             self.bad = None
             self.interrupted = False
 
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:  # where the checkpoint's global random state belongs
+                pending, progress._rng = getattr(progress, "_rng", None), None
+                if progress.step == 0:
+                    _seed_global_rng(seed, progress.epoch)
+                else:
+                    _set_global_rng_state(pending)
+
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
@@ -209,6 +279,9 @@ def _step_callback(model, progress, checkpointer, every, sigint):
                 self.model.stop_training = True
                 return
             progress.step += 1
+            steps = (self.params or {}).get("steps")
+            if steps and batch + 1 >= steps:
+                return  # the epoch's last step: the epoch's end writes the checkpoint
             if sigint.requested:
                 checkpointer.save(self.model, progress)
                 self.interrupted = True
@@ -237,7 +310,7 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
             epoch, skip = progress.epoch, progress.step
             inputs = task.epoch_inputs(data, epoch, cfg.batch_size, seed, skip)
             guard = _step_callback(model, progress, checkpointer,
-                                   cfg.checkpoint_every_steps, sigint)  # fmt: skip
+                                   cfg.checkpoint_every_steps, sigint, seed)  # fmt: skip
             t0 = time.time()
             with contextlib.redirect_stdout(sys.stderr):
                 hist = model.fit(
@@ -294,6 +367,8 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
             checkpointer.save(model, progress)
             if on_epoch is not None:
                 on_epoch(progress)
+            if sigint.requested and not stop and progress.epoch < cfg.epochs:
+                raise KeyboardInterrupt  # Ctrl-C in an epoch's last step: stop after its end
             if verbose:
                 shown = "  ".join(f"{k} {v:.4g}" for k, v in logs.items())
                 print(f"epoch {epoch + 1}/{cfg.epochs}  {shown}  ({time.time() - t0:.1f} s, "
