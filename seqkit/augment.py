@@ -441,16 +441,20 @@ def _train_batches_class():
         examples in the order ``default_rng([seed, e]).permutation(n)`` (the trainer's order
         for arrays), with one random stream per clip (``BatchMaker``). The trainer calls
         ``set_epoch(epoch, skip_batches)`` before each epoch (a resumed run skips the batches
-        it has done); ``on_epoch_end`` also advances the epoch, for plain ``fit(epochs=N)``."""
+        it has done). Without the trainer (plain ``fit(epochs=N)``), ``on_epoch_end``
+        advances the epoch; once ``set_epoch`` has been called it does nothing, because Keras
+        calls it at times of its own (also before the first epoch), which would move a
+        resumed run off its batches."""
 
         def __init__(self, maker: BatchMaker, workers=1, use_multiprocessing=False, epoch=0):
             super().__init__(
                 workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=8
             )
             self.maker, self.epoch, self.skip = maker, epoch, 0
+            self.managed = False
 
         def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-            self.epoch, self.skip = int(epoch), int(skip_batches)
+            self.epoch, self.skip, self.managed = int(epoch), int(skip_batches), True
 
         def __len__(self):
             return max(0, len(self.maker) - self.skip)
@@ -459,7 +463,8 @@ def _train_batches_class():
             return self.maker.batch(self.epoch, int(b) + self.skip)
 
         def on_epoch_end(self):
-            self.epoch, self.skip = self.epoch + 1, 0
+            if not self.managed:
+                self.epoch, self.skip = self.epoch + 1, 0
 
     TrainBatches.__module__ = __name__
     TrainBatches.__qualname__ = "TrainBatches"
