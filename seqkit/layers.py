@@ -140,69 +140,65 @@ def _forward(p, h0, uzr, uh, rb, m):
     return _scan(step, h0, xs, False, dims)[1]
 
 
-def _backward(dH, ys, h0, uzr, uh, m):
-    """Gradients of ``sum(dH * H)``: ``(dp, dh0, duzr, duh, drb)`` (``drb`` None if reset-before).
-
-    Every factor that does not depend on the incoming gradient is computed for all steps at
-    once before the loop; the loop carries ``g = dL/dh_t`` and does the recurrent products; the
-    weight gradients are GEMMs over all steps afterwards.
+def _backward(dH, ys, Hp, uzr, uh, m):
+    """The reverse loop: ``(dh0, d_a, d_ph)``, the gradient reaching the initial state and the
+    gradients of the pre-activations, ``d_a`` of z|r (reset-before) or of ``h @ U + rb``
+    (reset-after, (T, B, 3u)), ``d_ph`` of h~'s. ``Hp`` (T, B, u): the state each step started
+    from. The weight gradients, GEMMs over all steps, are ``_weight_gradients``' work.
     """
-    units = h0.shape[-1]
-    H, ZR, HH = ys[0], ys[1], ys[2]
+    units = Hp.shape[-1]
+    ZR, HH = ys[1], ys[2]
     reset_after = len(ys) == 4
-    Hp = ops.concatenate([h0[None], H[:-1]], axis=0)  # the state each step started from
-    Z, R = ZR[..., :units], ZR[..., units:]
-    A = (1.0 - Z) * (1.0 - HH * HH)  # d pre_h = g * A
-    BZ = (Hp - HH) * Z * (1.0 - Z)  # d pre_z = g * BZ
+    xs = [dH, ZR, HH, Hp] + ([ys[3]] if reset_after else []) + ([m > 0.5] if m is not None else [])
     if reset_after:
-        # d pre_r = g * A * hr * r (1 - r);  d (U_h h + rb_h) = g * A * r
-        F = ops.concatenate([BZ, A * ys[3] * R * (1.0 - R), A * R], axis=-1)
         u_t = ops.transpose(ops.concatenate([uzr, uh], axis=-1))
-        xs = [dH, Z, F]
     else:
-        C = Hp * R * (1.0 - R)  # d pre_r = (d (r * h) from U_h) * C
         uzr_t, uh_t = ops.transpose(uzr), ops.transpose(uh)
-        xs = [dH, Z, R, A, BZ, C]
-    if m is not None:
-        xs.append(m > 0.5)
 
     def step(g, xt):
         g = g + xt[0]
         if m is not None:  # a masked step passed its state through unchanged
             g_pass = ops.where(xt[-1], 0.0, g)
             g = ops.where(xt[-1], g, 0.0)
-        if reset_after:
-            d_pre = ops.concatenate([g, g, g], axis=-1) * xt[2]
-            g_prev = g * xt[1] + ops.matmul(d_pre, u_t)
-            ys = (g,)
-        else:
-            z, r, a, bz, c = xt[1:6]
-            d_rh = ops.matmul(g * a, uh_t)
-            d_zr = ops.concatenate([g * bz, d_rh * c], axis=-1)
+        zr, hh, hp = xt[1], xt[2], xt[3]
+        z, r = zr[:, :units], zr[:, units:]
+        d_ph = g * (1.0 - z) * (1.0 - hh * hh)  # d pre-activation of h~
+        if reset_after:  # pre_r enters through r * hr, hr = U_h h + rb_h
+            d_zr = ops.concatenate([g * (hp - hh), d_ph * xt[4]], axis=-1) * zr * (1.0 - zr)
+            d_pre = ops.concatenate([d_zr, d_ph * r], axis=-1)  # d (h @ U + rb)
+            g_prev = g * z + ops.matmul(d_pre, u_t)
+            ys = (d_pre, d_ph)
+        else:  # pre_r enters through (r * h) @ U_h
+            d_rh = ops.matmul(d_ph, uh_t)
+            d_zr = ops.concatenate([g * (hp - hh), d_rh * hp], axis=-1) * zr * (1.0 - zr)
             g_prev = g * z + d_rh * r + ops.matmul(d_zr, uzr_t)
-            ys = (g, d_rh)
+            ys = (d_zr, d_ph)
         if m is not None:
             g_prev = g_prev + g_pass
         return g_prev, ys
 
-    dh0, gs = _scan(step, ops.zeros_like(h0), xs, True, [units] * (1 if reset_after else 2))
-    G = gs[0]
+    dims = [3 * units if reset_after else 2 * units, units]
+    dh0, (d_a, d_ph) = _scan(step, ops.zeros_like(Hp[0]), xs, True, dims)
+    return dh0, d_a, d_ph
 
-    def tb_matmul(a, b):  # sum over time and batch of a_t^T b_t, as one GEMM
+
+def _weight_gradients(d_a, d_ph, ZR, Hp, reset_after):
+    """``(dp, duzr, duh, drb)`` from the reverse loop's pre-activation gradients: each weight
+    gradient is one GEMM over all time steps and the batch (outside XLA on TensorFlow, whose
+    own GEMM is faster here)."""
+    units = Hp.shape[-1]
+
+    def tb_matmul(a, b):  # sum over time and batch of a_t^T b_t
         return ops.matmul(
             ops.transpose(ops.reshape(a, (-1, a.shape[-1]))), ops.reshape(b, (-1, b.shape[-1]))
         )
 
+    dp = ops.concatenate([d_a[..., : 2 * units], d_ph], axis=-1)
     if reset_after:
-        d_pre = ops.concatenate([G, G, G], axis=-1) * F
-        du = tb_matmul(Hp, d_pre)
-        dp = ops.concatenate([d_pre[..., : 2 * units], G * A], axis=-1)
-        drb = ops.sum(ops.reshape(d_pre, (-1, 3 * units)), axis=0)
-        return dp, dh0, du[:, : 2 * units], du[:, 2 * units :], drb
-    d_zr = ops.concatenate([G * BZ, gs[1] * C], axis=-1)
-    d_ph = G * A
-    dp = ops.concatenate([d_zr, d_ph], axis=-1)
-    return dp, dh0, tb_matmul(Hp, d_zr), tb_matmul(R * Hp, d_ph), None
+        du = tb_matmul(Hp, d_a)
+        drb = ops.sum(ops.reshape(d_a, (-1, 3 * units)), axis=0)
+        return dp, du[:, : 2 * units], du[:, 2 * units :], drb
+    return dp, tb_matmul(Hp, d_a), tb_matmul(ZR[..., units:] * Hp, d_ph), None
 
 
 _TF_COMPILED = {}
@@ -241,7 +237,9 @@ def gru_sequence(p, h0, uzr, uh, rb=None, m=None):
             # TensorFlow and JAX pass the upstream gradient positionally, torch by keyword.
             if upstream is None:
                 (upstream,) = upstream_args
-            dp, dh0, duzr, duh, drb = backward(upstream, ys, h0, uzr, uh, m_)
+            Hp = ops.concatenate([h0[None], ys[0][:-1]], axis=0)  # each step's starting state
+            dh0, d_a, d_ph = backward(upstream, ys, Hp, uzr, uh, m_)
+            dp, duzr, duh, drb = _weight_gradients(d_a, d_ph, ys[1], Hp, reset_after)
             grads = [dp, dh0, duzr, duh] + ([drb] if reset_after else [])
             return tuple(grads + ([ops.zeros_like(m_)] if m_ is not None else []))
 
