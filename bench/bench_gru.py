@@ -3,6 +3,7 @@
     python bench/bench_gru.py                      # 64 x 98 x 40 -> 128, keyword-spotting shape
     python bench/bench_gru.py --shape 32x128x88x256 --all-steps --rounds 5   # music shape
     python bench/bench_gru.py --variants           # also seqkit's GRU without XLA / via Keras' loop
+    python bench/bench_gru.py --threads 1          # one thread: the CPU column is the work done
 
 Each model is Input(steps, features) -> recurrent layer(units) -> Dense(12, softmax) (with
 ``--all-steps`` the layer returns every step and the Dense layer classifies each), compiled
@@ -89,7 +90,15 @@ def main(argv=None):
     parser.add_argument("--all-steps", action="store_true", help="every step out (music)")
     parser.add_argument("--variants", action="store_true", help="add seqkit's slower variants")
     parser.add_argument("--only", default="", help="comma-separated subset of peer names")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow intra- and inter-op threads (0: default)"
+    )
     args = parser.parse_args(argv)
+    if args.threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     batch, steps, features, units = (int(v) for v in args.shape.lower().split("x"))
 
     rng = np.random.default_rng(0)
@@ -123,6 +132,7 @@ def main(argv=None):
         f"cpu_count={os.cpu_count()} python={platform.python_version()} "
         f"load={os.getloadavg()[0]:.1f} shape batch={batch} steps={steps} "
         f"features={features} units={units} out={'every step' if args.all_steps else 'last step'}"
+        f"{f' threads={args.threads}' if args.threads else ''}"
     )
     print(f"# median per training step over {args.rounds} rounds x {args.steps} steps")
     ours = med.get(OURS)

@@ -24,7 +24,8 @@ GEMMs over all time steps. On TensorFlow the two scans are ``tf.while_loop`` loo
 XLA inside a traced function (eagerly they run uncompiled); on JAX and torch they are
 ``keras.ops.scan``. ``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``;
 ``bench/README.md`` records what was tried and lost. With ``recurrent_dropout`` in training,
-or ``unroll=True``, the layer steps its cell through Keras' loop instead (same numbers).
+``unroll=True``, or activations other than tanh and sigmoid (the scans' gradient is written
+for those), the layer steps its cell through Keras' loop instead (same numbers).
 
 Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
 ``"mixed_float16"``): the input projection runs in the compute dtype, like any Keras layer;
@@ -439,7 +440,13 @@ class GRU(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
         dtype = cell.compute_dtype  # the recurrence dtype (float32 under a mixed policy)
-        if not SEQUENCE_SCAN or self.unroll or (training and cell.recurrent_dropout > 0.0):
+        if (
+            not SEQUENCE_SCAN
+            or self.unroll
+            or (training and cell.recurrent_dropout > 0.0)
+            or cell.activation not in (keras.activations.tanh, ops.tanh)
+            or cell.recurrent_activation not in (keras.activations.sigmoid, ops.sigmoid)
+        ):
             # Keras' loop over the cell, with the packed variables sliced once, outside it.
             cell._prepared = tuple(
                 None if w is None else ops.cast(w, dtype) for w in cell.split_weights()

@@ -859,6 +859,38 @@ def test_gradients_with_initial_state_and_left_padding_match_keras(reset_after):
         np.testing.assert_allclose(a, b, rtol=0, atol=ATOL)
 
 
+@pytest.mark.parametrize(
+    "activations",
+    [
+        {"activation": "relu"},
+        {"recurrent_activation": "hard_sigmoid"},
+        {"activation": "softsign", "recurrent_activation": "tanh"},
+    ],
+    ids=["relu", "hard_sigmoid", "softsign_tanh"],
+)
+def test_other_activations_match_keras(activations):
+    """The scans' gradient is written for tanh and sigmoid; other activations take Keras' loop
+    over the cell, and still give Keras' numbers and gradients."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("uses tf.GradientTape")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(25)
+    x = tf.constant(_sequences(rng))
+    options = {"return_sequences": True, **activations}
+    ours, theirs = _pair(False, x.shape, **options)
+    _share_weights(ours, theirs, "seqkit_to_keras", rng, False)
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(layer(x)))
+        return [loss] + tape.gradient(loss, [x] + list(layer.trainable_weights))
+
+    for a, b in zip(run(ours), run(theirs)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=ATOL)
+
+
 def test_xla_and_plain_graph_loops_agree(monkeypatch):
     """The TensorFlow scans compiled with XLA and run as a plain graph give the same outputs
     and gradients (the eager run of the same functions is the third witness)."""
