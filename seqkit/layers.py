@@ -119,16 +119,22 @@ def _forward(p, h0, uzr, uh, rb, m):
     units = h0.shape[-1]
     reset_after = rb is not None
     u_all = ops.concatenate([uzr, uh], axis=-1) if reset_after else None
+    sigmoid = ops.sigmoid
+    if keras.backend.backend() == "tensorflow":
+        # XLA's CPU tanh is faster than its logistic (11 % of the forward loop at 64x98x128);
+        # the same function to 1.5e-7.
+        def sigmoid(v):
+            return 0.5 + 0.5 * ops.tanh(0.5 * v)
 
     def step(h, xt):
         p_t = xt[0]
         if reset_after:
             a = ops.matmul(h, u_all) + rb
-            zr = ops.sigmoid(p_t[:, : 2 * units] + a[:, : 2 * units])
+            zr = sigmoid(p_t[:, : 2 * units] + a[:, : 2 * units])
             hr = a[:, 2 * units :]
             hh = ops.tanh(p_t[:, 2 * units :] + zr[:, units:] * hr)
         else:
-            zr = ops.sigmoid(p_t[:, : 2 * units] + ops.matmul(h, uzr))
+            zr = sigmoid(p_t[:, : 2 * units] + ops.matmul(h, uzr))
             hh = ops.tanh(p_t[:, 2 * units :] + ops.matmul(zr[:, units:] * h, uh))
         h_new = hh + zr[:, :units] * (h - hh)  # = z * h + (1 - z) * hh
         if m is not None:
