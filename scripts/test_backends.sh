@@ -33,7 +33,9 @@ if [ -n "${SEQKIT_BACKENDS_VENV:-}" ]; then
     if [ ! -x "$venv/bin/python" ]; then
         "${PYTHON:-python3}" -m venv "$venv" || exit 1
     fi
-    if ! "$venv/bin/python" -c 'import seqkit' 2>/dev/null; then
+    venv=$(cd "$venv" && pwd)
+    # (from /: in the repository, `import seqkit` finds the source folder, installed or not)
+    if ! (cd / && "$venv/bin/python" -c 'import seqkit, seqkit_example, pytest') 2>/dev/null; then
         { "$venv/bin/python" -m pip install --upgrade pip \
             && "$venv/bin/python" -m pip install -e ".[test]" ./plugins/seqkit-example; } \
             >"$venv/install-seqkit.log" 2>&1 \
@@ -41,13 +43,13 @@ if [ -n "${SEQKIT_BACKENDS_VENV:-}" ]; then
     fi
 else
     bash scripts/setup.sh || exit $?
-    venv=.venv
+    venv=$PWD/.venv
 fi
 py="$venv/bin/python"
 
 install() {  # install BACKEND unless it imports already
     local name=$1 spec args log="$venv/install-$1.log"
-    if "$py" -c "import $name" 2>/dev/null; then
+    if (cd / && "$py" -c "import $name") 2>/dev/null; then
         return 0
     fi
     if [ "$name" = jax ]; then
