@@ -369,6 +369,19 @@ class KeywordSpotting(Task):
         return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
     @staticmethod
+    def forward(model, x, batch_size=256) -> np.ndarray:
+        """The model called directly, batch by batch: no ``predict`` machinery, so it runs the
+        same on every worker of a distributed run (``predict`` under
+        MultiWorkerMirroredStrategy shards the rows across workers)."""
+        import keras
+
+        out = [
+            keras.ops.convert_to_numpy(model(np.asarray(x[i : i + batch_size]), training=False))
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+    @staticmethod
     def confusion_figure(cm, labels, title: str = ""):
         """A matplotlib ``Figure`` of a confusion matrix: rows true, columns predicted, shaded
         by the fraction of the true class, with the counts written in (up to 30 labels)."""
@@ -438,7 +451,7 @@ class KeywordSpotting(Task):
                 if state["writer"] is None:
                     logdir = Path(run_dir) / "logs" / KeywordSpotting.MEDIA_LOGS
                     state["writer"] = tf.summary.create_file_writer(str(logdir))
-                probs = task.predict(self.model, val.x)
+                probs = task.forward(self.model, val.x)
                 pred = probs.argmax(axis=1)
                 cm = classification_report(val.y, pred, labels)["confusion_matrix"]
                 fig = task.confusion_figure(cm, labels, f"validation, epoch {epoch + 1}")
