@@ -333,10 +333,13 @@ class SequenceBatches(keras.utils.PyDataset):
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Serve epoch ``epoch`` (0-based), without its first ``skip_batches`` batches (a run
         resumed mid-epoch replays the rest exactly)."""
-        self.epoch, self.skip = int(epoch), int(skip_batches)
+        self.epoch, self.skip, self.managed = int(epoch), int(skip_batches), True
 
     def on_epoch_end(self):
-        self.epoch, self.skip = self.epoch + 1, 0
+        # Keras calls this at times of its own (also before the first epoch): once the trainer
+        # sets the epoch, only it does.
+        if not getattr(self, "managed", False):
+            self.epoch, self.skip = self.epoch + 1, 0
 
     def __len__(self):
         return math.ceil(len(self.windows) / self.batch_size) - self.skip
