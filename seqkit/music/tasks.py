@@ -16,7 +16,10 @@ batch or per key. Padding steps are excluded. Probabilities are clipped to
 step of a sequence is predicted from nothing; ``nll_per_step_after_first`` leaves those out
 (the convention of code that predicts ``x[1:]`` from ``x[:-1]``, e.g. locuslab/TCN).
 Keys outside ``pitch_range`` are modelled as never sounding (their notes are dropped, with a
-warning and a count), so they add nothing to the sum.
+warning and a count), so they add nothing to the sum. With ``components: M > 1`` (a mixture of
+M independent-key distributions per step, see ``Polyphonic``) ``NLL_t = -ln P(v_t | v_<t)``
+is that mixture's probability of the whole step, averaged the same way; with M = 1 it is the
+sum above.
 
 **frame_accuracy**: Bay et al. 2009, as reported by Boulanger-Lewandowski et al. 2012:
 ``TP / (TP + FP + FN)``, the counts summed over every step of the split, a key predicted on
