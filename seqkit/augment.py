@@ -439,7 +439,7 @@ def _train_batches_class():
     class TrainBatches(keras.utils.PyDataset):
         """The training split as shuffled (and augmented) batches: epoch ``e`` takes the
         examples in the order ``default_rng([seed, e]).permutation(n)`` (the trainer's order
-        for arrays), with one random stream per clip (``BatchMaker``). The trainer calls
+        for arrays), with one random stream per batch (``BatchMaker``). The trainer calls
         ``set_epoch(epoch, skip_batches)`` before each epoch (a resumed run skips the batches
         it has done). Without the trainer (plain ``fit(epochs=N)``), ``on_epoch_end``
         advances the epoch; once ``set_epoch`` has been called it does nothing, because Keras

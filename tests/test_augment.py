@@ -301,8 +301,12 @@ def test_train_batches_follow_set_epoch_and_skip_and_survive_pickling(clips):
     np.testing.assert_array_equal(ds[0][0], m.batch(1, 1)[0])
     back = pickle.loads(pickle.dumps(ds))  # what a spawned or forkserver worker receives
     np.testing.assert_array_equal(back[1][0], m.batch(1, 2)[0])
-    ds.on_epoch_end()
-    assert (ds.epoch, ds.skip, len(ds)) == (2, 0, 3)
+    ds.on_epoch_end()  # Keras calls it at times of its own: the trainer's setting stands
+    assert (ds.epoch, ds.skip, len(ds)) == (1, 1, 2)
+    plain = train_batches(m)  # without the trainer, plain fit(epochs=N): the epoch advances
+    plain.on_epoch_end()
+    assert (plain.epoch, plain.skip, len(plain)) == (1, 0, 3)
+    np.testing.assert_array_equal(plain[0][0], m.batch(1, 0)[0])
 
 
 def test_a_recipe_trains_with_every_augmentation(tmp_path, monkeypatch):
