@@ -289,5 +289,5 @@ def test_music21_exact_duplicates_are_skipped(monkeypatch):
     data = src.load(cache=False)
     assert [p.name for p in data.pieces] == ["music21:x/a.mxl", "music21:x/c.mxl"]
     assert data.skipped == [
-        {"path": "music21:x/b.mxl", "reason": "the same notes as music21:x/a.mxl"}
+        {"path": "music21:x/b.mxl", "reason": "duplicate (the same notes as music21:x/a.mxl)"}
     ]

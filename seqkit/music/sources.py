@@ -551,7 +551,7 @@ class Music21Corpus(MusicSource):
                 continue
             key = hashlib.sha1(repr(sorted(notes)).encode()).hexdigest()
             if self.skip_duplicates and key in seen:
-                _skip(skipped, name, f"the same notes as {seen[key]}")
+                _skip(skipped, name, f"duplicate (the same notes as {seen[key]})")
                 continue
             seen[key] = name
             roll, onsets, outside = notes_to_roll(notes)
