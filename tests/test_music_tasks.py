@@ -257,3 +257,28 @@ def test_mixture_keras_loss_and_metrics_equal_numpy():
     probs = [mt.mixture_marginals(params[i], 3)[w[i] > 0] for i in range(2)]
     targets = [y[i][w[i] > 0] for i in range(2)]
     assert float(acc.result()) == pytest.approx(mt.frame_accuracy(probs, targets), rel=1e-6)
+
+
+def test_weight_noise_gradient_at_noisy_weights_update_on_clean():
+    """One SGD step with weight noise: w1 = w0 - lr * grad(w0 + n), n drawn from the seed."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    x = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
+    y = np.array([[1.0], [0.0]], np.float32)
+    w0, b0 = (v.numpy().astype(np.float64) for v in model.trainable_variables)
+    task = mt.Polyphonic(weight_noise=0.3)
+    task.seed = 5
+    rng = np.random.default_rng([5, 0, 0, 17])
+    nw = rng.normal(0.0, 0.3, (2, 1)).astype(np.float32)
+    nb = rng.normal(0.0, 0.3, (1,)).astype(np.float32)
+    w, b = w0 + nw, b0 + nb
+    err = x @ w + b - y  # mse = mean(err^2): d/dw = 2 x^T err / N
+    gw, gb = 2 * x.T @ err / len(x), 2 * err.mean(axis=0)
+    model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0,
+              callbacks=[mt.WeightNoise(task, 0.3)])  # fmt: skip
+    w1, b1 = (v.numpy() for v in model.trainable_variables)
+    assert w1 == pytest.approx(w0 - 0.1 * gw, abs=1e-5)
+    assert b1 == pytest.approx(b0 - 0.1 * gb, abs=1e-5)
+    with pytest.raises(ParameterError, match="weight_noise"):
+        mt.Melody(weight_noise=-0.1)
