@@ -451,7 +451,10 @@ class KeywordSpotting(Task):
                 if state["writer"] is None:
                     logdir = Path(run_dir) / "logs" / KeywordSpotting.MEDIA_LOGS
                     state["writer"] = tf.summary.create_file_writer(str(logdir))
-                probs = task.forward(self.model, val.x)
+                # predict is ~3.5x cheaper; under a tf.distribute strategy it shards the rows
+                # across workers, so call the model directly there.
+                distributed = getattr(self.model, "_distribute_strategy", None) is not None
+                probs = (task.forward if distributed else task.predict)(self.model, val.x)
                 pred = probs.argmax(axis=1)
                 cm = classification_report(val.y, pred, labels)["confusion_matrix"]
                 fig = task.confusion_figure(cm, labels, f"validation, epoch {epoch + 1}")

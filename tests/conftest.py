@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "SEQKIT_CACHE" not in os.environ:  # tests never fill the user's ~/.cache/seqkit
+    import tempfile
+
+    os.environ["SEQKIT_CACHE"] = tempfile.mkdtemp(prefix="seqkit-test-cache-")
 
 from pathlib import Path  # noqa: E402
 

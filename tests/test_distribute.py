@@ -71,6 +71,10 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path, single):
 
 
 def _workers(tmp_path, doc, names=("w0", "w1")):
+    from seqkit.tasks import make_source
+
+    # Generate the synthetic data first: two workers generating one folder at once would race.
+    make_source(validate_dict(doc)).prepare()
     recipe = write_recipe(tmp_path / "mw.yaml", doc)
     ports = free_ports(2)
     workers = ",".join(f"127.0.0.1:{p}" for p in ports)
