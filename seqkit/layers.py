@@ -31,7 +31,8 @@ Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
 ``"mixed_float16"``): the input projection runs in the compute dtype, like any Keras layer;
 the recurrence -- gate pre-activations, sigmoid and tanh, and the state carried from step to
 step -- runs in float32 (the variable dtype), with the weights as the policy casts them.
-Outputs are returned in the compute dtype. Keras' own GRU carries the state in bfloat16.
+Outputs are returned in the compute dtype. (Keras' own GRU carries its state in the compute
+dtype.)
 
 Only public ``keras`` / ``keras.ops`` APIs are used (and, on the TensorFlow backend only,
 TensorFlow's own public loop and XLA API), so the layer runs on the TensorFlow, JAX and torch
