@@ -8,11 +8,15 @@ Around a base shape (batch 64, 100 steps, 40 features, 128 units) one axis at a 
 steps 50..800, units 32..512, batch 16..256. Each point is a model Input -> GRU -> Dense(12,
 softmax) trained with Adam and ``train_on_batch`` on one random batch; seqkit's GRU and the named
 peer, ``keras.layers.GRU(reset_after=False)`` (same equations), take turns at every point
-(``--steps`` steps per turn, ``--rounds`` rounds; median wall-clock time per step). The table
-gives, per point: ms per step, seconds per epoch of ``--epoch`` sequences (step time x epoch /
-batch), the growth factor from the previous point (2.00 = linear in the doubled quantity), and
-seqkit / peer. For sequence length, the cost per step of the sequence (ms / steps) shows where
-the growth departs from linear.
+(``--steps`` steps per turn, ``--rounds`` rounds). Two medians per step: wall-clock time, and
+the CPU time of the process (all threads), which is the work done and stays put when other
+jobs load the machine; growth factors and the epoch time use the CPU time, so on a busy
+machine they stay meaningful (on an idle one, wall-clock time is CPU time divided by however
+well the work spreads over the cores). The table gives, per point: CPU and wall ms per step,
+CPU seconds per epoch of ``--epoch`` sequences (step time x epoch / batch), the growth factor
+from the previous point (2.00 = linear in the doubled quantity), and seqkit / peer (CPU). For
+sequence length, the CPU cost per step of the sequence (ms / steps) shows where the growth
+departs from linear.
 """
 
 from __future__ import annotations
@@ -62,22 +66,27 @@ def step_times(shape, names, rounds, steps_per_turn):
         for _ in range(2):  # trace + warm up
             model.train_on_batch(x, y)
         models[name] = model
-    times = {name: [] for name in names}
+    wall = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for _ in range(rounds):
         for name, model in models.items():
             for _ in range(steps_per_turn):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model.train_on_batch(x, y)
-                times[name].append(time.perf_counter() - t0)
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
     keras.backend.clear_session()
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    return {
+        name: (statistics.median(cpu[name]) * 1e3, statistics.median(wall[name]) * 1e3)
+        for name in names
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--axes", default="steps,units,batch")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="training steps per turn")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per turn")
     parser.add_argument("--epoch", type=int, default=10000, help="sequences per epoch")
     parser.add_argument("--no-peer", action="store_true", help="time seqkit's GRU only")
     args = parser.parse_args(argv)
@@ -88,29 +97,31 @@ def main(argv=None):
         f"cpu_count={os.cpu_count()} python={platform.python_version()} "
         f"load={os.getloadavg()[0]:.1f} base={BASE} epoch={args.epoch} sequences"
     )
-    print(f"# median ms per training step, {args.rounds} rounds x {args.steps} steps per point")
+    print(f"# medians per training step, {args.rounds} rounds x {args.steps} steps per point")
     for axis in args.axes.split(","):
         print(f"\n## {axis} doubles (others at the base shape)")
-        header = f"| {axis} | seqkit ms/step | s/epoch | growth |"
+        header = f"| {axis} | seqkit CPU ms/step | wall | CPU s/epoch | growth |"
         if axis == "steps":
-            header += " ms per sequence step |"
+            header += " CPU ms per sequence step |"
         if not args.no_peer:
-            header += " keras ms/step | growth | seqkit / keras |"
+            header += " keras CPU ms/step | wall | growth | seqkit / keras (CPU) |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
         previous = None
         for value in AXES[axis]:
             shape = dict(BASE, **{axis: value})
             med = step_times(shape, names, args.rounds, args.steps)
-            row = f"| {value} | {med['seqkit']:.1f} | "
-            row += f"{med['seqkit'] * args.epoch / shape['batch'] / 1e3:.2f} | "
-            row += f"{med['seqkit'] / previous['seqkit']:.2f} | " if previous else "- | "
+            ours, ours_wall = med["seqkit"]
+            row = f"| {value} | {ours:.1f} | {ours_wall:.1f} | "
+            row += f"{ours * args.epoch / shape['batch'] / 1e3:.2f} | "
+            row += f"{ours / previous['seqkit'][0]:.2f} | " if previous else "- | "
             if axis == "steps":
-                row += f"{med['seqkit'] / value:.3f} | "
+                row += f"{ours / value:.3f} | "
             if not args.no_peer:
-                row += f"{med['keras']:.1f} | "
-                row += f"{med['keras'] / previous['keras']:.2f} | " if previous else "- | "
-                row += f"{med['seqkit'] / med['keras']:.2f} |"
+                theirs, theirs_wall = med["keras"]
+                row += f"{theirs:.1f} | {theirs_wall:.1f} | "
+                row += f"{theirs / previous['keras'][0]:.2f} | " if previous else "- | "
+                row += f"{ours / theirs:.2f} |"
             print(row.rstrip(), flush=True)
             previous = med
     return 0

@@ -15,24 +15,27 @@ Weights are stored exactly as Keras stores them -- ``kernel`` (input_dim, 3 * un
 ``reset_after=True``; gate order z, r, h -- so ``get_weights`` / ``set_weights`` swap both ways
 with ``keras.layers.GRU`` and ``.keras`` files hold the familiar layout.
 
-Speed: the layer does not step a cell through ``keras.layers.RNN``'s loop. It projects the
-inputs of all time steps at once (one GEMM, ``x @ kernel``), runs only the recurrence in a scan
-(per step ``h @ U_zr`` for both gates in one product, then ``(r * h) @ U_h``), and has its own
-gradient (``keras.ops.custom_gradient``): a reverse scan that carries only ``dL/dh``, with the
-weight gradients ``dU = sum_t h_{t-1}^T dpre_t`` and ``dW`` computed after the loop as single
-GEMMs over all time steps. On TensorFlow the two scans are ``tf.while_loop`` loops compiled with
-XLA inside a traced function (eagerly they run uncompiled); on JAX and torch they are
-``keras.ops.scan``. ``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``;
-``bench/README.md`` records what was tried and lost. With ``recurrent_dropout`` in training,
-``unroll=True``, or activations other than tanh and sigmoid (the scans' gradient is written
-for those), the layer steps its cell through Keras' loop instead (same numbers).
+Speed: on JAX, torch and TensorFlow with a GPU the layer does not step a cell through
+``keras.layers.RNN``'s loop. It projects the inputs of all time steps at once (one GEMM,
+``x @ kernel``), runs only the recurrence in a scan (per step ``h @ U_zr`` for both gates in
+one product, then ``(r * h) @ U_h``), and has its own gradient (``keras.ops.custom_gradient``):
+a reverse scan that carries only ``dL/dh``, with the weight gradients
+``dU = sum_t h_{t-1}^T dpre_t`` and ``dW`` computed after the loop as single GEMMs over all
+time steps. On TensorFlow the two scans are ``tf.while_loop`` loops compiled with XLA inside a
+traced function (eagerly they run uncompiled); on JAX and torch they are ``keras.ops.scan``. ``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``;
+``bench/README.md`` records what was tried and lost. On TensorFlow without a GPU, with
+``recurrent_dropout`` in training, ``unroll=True``, or activations other than tanh and sigmoid
+(the scans' gradient is written for those), the layer steps its cell through Keras' loop
+instead, with the packed weights sliced per gate once per call, outside the loop (same
+numbers; ``SEQUENCE_SCAN`` below says why TensorFlow's CPU default is that loop).
 
 Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
-``"mixed_float16"``): the input projection runs in the compute dtype, like any Keras layer;
-the recurrence -- gate pre-activations, sigmoid and tanh, and the state carried from step to
-step -- runs in float32 (the variable dtype), with the weights as the policy casts them.
-Outputs are returned in the compute dtype. (Keras' own GRU carries its state in the compute
-dtype.)
+``"mixed_float16"``): the recurrence -- gate pre-activations, sigmoid and tanh, and the state
+carried from step to step -- runs in float32 (the variable dtype; the cell's dtype policy is
+float32). On the scans' path the input projection runs in the compute dtype, like any Keras
+layer, and the weights are those the policy casts; in Keras' loop the cell works in float32
+throughout. Outputs are returned in the compute dtype. (Keras' own GRU carries its state in
+the compute dtype.)
 
 Only public ``keras`` / ``keras.ops`` APIs are used (and, on the TensorFlow backend only,
 TensorFlow's own public loop and XLA API), so the layer runs on the TensorFlow, JAX and torch
@@ -62,10 +65,14 @@ __all__ = ["GRU", "GRUCell"]
 #: Compile the TensorFlow scans with XLA when they run inside a traced function (``model.fit``,
 #: ``predict``, ``tf.function``). ``False`` runs them as plain graph loops.
 TF_XLA = True
-#: ``False`` steps the cell through ``keras.layers.RNN``'s loop with autodiff instead (the
-#: implementation before 2026-11-28; still used for ``unroll`` and recurrent dropout), for
-#: comparison in ``bench/bench_gru.py``.
-SEQUENCE_SCAN = True
+#: Which path runs a sequence: ``True`` the scans below (one input GEMM, own gradient);
+#: ``False`` the cell stepped through ``keras.layers.RNN``'s loop with autodiff (also used for
+#: ``unroll``, recurrent dropout and other activations); ``None`` (default) picks the scans
+#: except on TensorFlow without a GPU. There, on this project's 2-core machine, Keras' loop
+#: spreads its independent per-step work (input products, weight-gradient sums) over both
+#: idle cores and ran 8-19 % faster in wall-clock time, although the scans do 15-25 % less
+#: work and win as soon as other jobs share the cores (``bench/README.md``).
+SEQUENCE_SCAN = None
 #: ``unroll`` of ``keras.ops.scan`` on JAX and torch (steps per loop iteration).
 SCAN_UNROLL = 1
 
@@ -210,6 +217,20 @@ def _weight_gradients(d_a, d_ph, ZR, Hp, reset_after):
 
 
 _TF_COMPILED = {}
+_TF_HAS_GPU = []
+
+
+def use_sequence_scan():
+    """Whether ``GRU`` runs its sequences through the scans (see ``SEQUENCE_SCAN``)."""
+    if SEQUENCE_SCAN is not None:
+        return bool(SEQUENCE_SCAN)
+    if keras.backend.backend() != "tensorflow":
+        return True
+    if not _TF_HAS_GPU:
+        import tensorflow as tf
+
+        _TF_HAS_GPU.append(bool(tf.config.list_physical_devices("GPU")))
+    return _TF_HAS_GPU[0]
 
 
 def _compiled(fn):
@@ -448,7 +469,7 @@ class GRU(keras.layers.RNN):
         cell = self.cell
         dtype = cell.compute_dtype  # the recurrence dtype (float32 under a mixed policy)
         if (
-            not SEQUENCE_SCAN
+            not use_sequence_scan()
             or self.unroll
             or (training and cell.recurrent_dropout > 0.0)
             or cell.activation not in (keras.activations.tanh, ops.tanh)

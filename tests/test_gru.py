@@ -115,6 +115,17 @@ def _built(layer, input_shape):
     return layer
 
 
+@pytest.fixture(params=[False, True], ids=["keras_loop", "scans"])
+def sequence_path(request, monkeypatch):
+    """Run a test through each of the layer's two paths: Keras' loop over the cell, and the
+    scans with their own gradient (``seqkit.layers.SEQUENCE_SCAN``; the default picks one per
+    backend)."""
+    import seqkit.layers
+
+    monkeypatch.setattr(seqkit.layers, "SEQUENCE_SCAN", request.param)
+    return request.param
+
+
 # --------------------------------------------------------------------------------------------
 # 1. the documents' worked example
 # --------------------------------------------------------------------------------------------
@@ -197,7 +208,9 @@ def test_worked_example_is_not_the_reset_after_form():
 @pytest.mark.parametrize("reset_after", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("with_initial_state", [False, True])
-def test_gate_activations_match_equations(reset_after, go_backwards, with_initial_state):
+def test_gate_activations_match_equations(
+    reset_after, go_backwards, with_initial_state, sequence_path
+):
     rng = np.random.default_rng(1)
     x = _sequences(rng)
     weights = _random_weights(rng, 5, 4, reset_after=reset_after)
@@ -255,7 +268,7 @@ def _share_weights(ours, theirs, direction, rng, reset_after, use_bias=True):
 @pytest.mark.parametrize("direction", ["keras_to_seqkit", "seqkit_to_keras"])
 @pytest.mark.parametrize("options", list(CALL_OPTIONS), ids=list(CALL_OPTIONS))
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_matches_keras_gru(reset_after, options, direction):
+def test_matches_keras_gru(reset_after, options, direction, sequence_path):
     rng = np.random.default_rng(2)
     x = _sequences(rng)
     kwargs = CALL_OPTIONS[options]
@@ -269,7 +282,7 @@ def test_matches_keras_gru(reset_after, options, direction):
 
 @pytest.mark.parametrize("reset_after", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_matches_keras_gru_with_initial_state(reset_after, go_backwards):
+def test_matches_keras_gru_with_initial_state(reset_after, go_backwards, sequence_path):
     rng = np.random.default_rng(3)
     x = _sequences(rng)
     h0 = rng.normal(0.0, 0.5, (3, 4)).astype("float32")
@@ -299,7 +312,7 @@ def _padded(rng, padding):
 @pytest.mark.parametrize("how", ["masking_layer", "mask_argument"])
 @pytest.mark.parametrize("padding", ["right", "left"])
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_matches_keras_gru_with_mask(reset_after, padding, how):
+def test_matches_keras_gru_with_mask(reset_after, padding, how, sequence_path):
     rng = np.random.default_rng(4)
     x, mask = _padded(rng, padding)
     options = {"return_sequences": True, "return_state": True}
@@ -443,7 +456,7 @@ def test_keras_published_initial_state(return_state):
         _close(output, expected)
 
 
-def test_keras_published_masking():
+def test_keras_published_masking(sequence_path):
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
 
@@ -478,7 +491,7 @@ def test_keras_published_legacy_implementation_argument():
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("chunk", [1, 3])
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_streaming_with_carried_state(reset_after, chunk):
+def test_streaming_with_carried_state(reset_after, chunk, sequence_path):
     rng = np.random.default_rng(6)
     x = _sequences(rng, batch=2, steps=7)
     layer = GRU(4, reset_after=reset_after, return_sequences=True, return_state=True)
@@ -496,7 +509,7 @@ def test_streaming_with_carried_state(reset_after, chunk):
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_streaming_stateful(reset_after):
+def test_streaming_stateful(reset_after, sequence_path):
     rng = np.random.default_rng(7)
     x = _sequences(rng, batch=2, steps=6)
     weights = _random_weights(rng, 5, 4, reset_after=reset_after)
@@ -625,7 +638,7 @@ def test_config_round_trip():
 # 6. Bidirectional
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_bidirectional_matches_keras(with_mask):
+def test_bidirectional_matches_keras(with_mask, sequence_path):
     rng = np.random.default_rng(9)
     x, mask = _padded(rng, "right")
     ours = keras.layers.Bidirectional(GRU(4, return_sequences=True, return_state=True))
@@ -669,7 +682,7 @@ def _dropout_pair(rng, x, **dropout):
     [{"dropout": 0.5}, {"recurrent_dropout": 0.5}, {"dropout": 0.4, "recurrent_dropout": 0.3}],
     ids=["input", "recurrent", "both"],
 )
-def test_dropout_inference_and_training(dropout):
+def test_dropout_inference_and_training(dropout, sequence_path):
     rng = np.random.default_rng(10)
     x = _sequences(rng)
     plain, dropped, weights = _dropout_pair(rng, x, **dropout)
@@ -750,7 +763,7 @@ def test_invalid_arguments(cls, kwargs, pattern):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("with_mask", [False, True])
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_gradients_match_keras(reset_after, with_mask):
+def test_gradients_match_keras(reset_after, with_mask, sequence_path):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("uses tf.GradientTape")
     import tensorflow as tf
@@ -809,6 +822,7 @@ def test_compiled_training_matches_keras(reset_after, steps, xla, monkeypatch):
     gradient, which turns float32 rounding in a near-zero gradient into a visible difference)."""
     import seqkit.layers
 
+    monkeypatch.setattr(seqkit.layers, "SEQUENCE_SCAN", True)
     monkeypatch.setattr(seqkit.layers, "TF_XLA", xla)
     rng = np.random.default_rng(20)
     x = rng.normal(0.0, 1.0, (8, 7, 5)).astype("float32")
@@ -829,7 +843,7 @@ def test_compiled_training_matches_keras(reset_after, steps, xla, monkeypatch):
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_gradients_with_initial_state_and_left_padding_match_keras(reset_after):
+def test_gradients_with_initial_state_and_left_padding_match_keras(reset_after, sequence_path):
     """Masked leading steps output zeros but carry the initial state, as in Keras; the gradient
     reaches the initial state."""
     if keras.backend.backend() != "tensorflow":
@@ -900,6 +914,7 @@ def test_xla_and_plain_graph_loops_agree(monkeypatch):
 
     import seqkit.layers
 
+    monkeypatch.setattr(seqkit.layers, "SEQUENCE_SCAN", True)
     rng = np.random.default_rng(22)
     x = tf.constant(_sequences(rng, batch=4, steps=9))
     layer = _built(GRU(4, return_sequences=True), x.shape)
@@ -944,7 +959,7 @@ MIXED_TOLERANCE = {"mixed_bfloat16": (3e-2, 3e-3), "mixed_float16": (3e-3, 3e-4)
 
 @pytest.mark.parametrize("policy", list(MIXED_TOLERANCE))
 @pytest.mark.parametrize("reset_after", [False, True])
-def test_mixed_precision_outputs_close_to_float32(policy, reset_after, dtype_policy):
+def test_mixed_precision_outputs_close_to_float32(policy, reset_after, dtype_policy, sequence_path):
     rng = np.random.default_rng(23)
     x = _sequences(rng, batch=4, steps=50, features=8)
     weights = _random_weights(rng, 8, 16, reset_after=reset_after)
@@ -964,7 +979,7 @@ def test_mixed_precision_outputs_close_to_float32(policy, reset_after, dtype_pol
 
 
 @pytest.mark.parametrize("policy", list(MIXED_TOLERANCE))
-def test_mixed_precision_state_accumulates_in_float32(policy, dtype_policy):
+def test_mixed_precision_state_accumulates_in_float32(policy, dtype_policy, sequence_path):
     """A slow integrator (z = sigmoid(7) = 0.99909 at every step, h~ = 1): h_t = 1 - z**t. Each
     step adds < 1e-3, below half a bfloat16 ulp of h once h > 0.25, so a state carried in the
     compute dtype stalls; carried in float32 it is exact up to the output's rounding."""
@@ -983,7 +998,7 @@ def test_mixed_precision_state_accumulates_in_float32(policy, dtype_policy):
 
 
 @pytest.mark.parametrize("policy", list(MIXED_TOLERANCE))
-def test_mixed_precision_training_step(policy, dtype_policy):
+def test_mixed_precision_training_step(policy, dtype_policy, sequence_path):
     dtype_policy(policy)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(24)
