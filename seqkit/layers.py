@@ -70,7 +70,7 @@ TF_XLA = True
 #: ``unroll``, recurrent dropout and other activations); ``None`` (default) picks the scans
 #: except on TensorFlow without a GPU. There, on this project's 2-core machine, Keras' loop
 #: spreads its independent per-step work (input products, weight-gradient sums) over both
-#: idle cores and ran 8-19 % faster in wall-clock time, although the scans do 15-25 % less
+#: idle cores and ran 8-21 % faster in wall-clock time, although the scans do 15-25 % less
 #: work and win as soon as other jobs share the cores (``bench/README.md``).
 SEQUENCE_SCAN = None
 #: ``unroll`` of ``keras.ops.scan`` on JAX and torch (steps per loop iteration).
