@@ -22,7 +22,7 @@ What it measures, at the issue's three shapes (batch x steps x features x units;
 keyword spotting, last step out; 32x128x88x256 music, every step out; 256x200x80x512 large,
 last step out): median milliseconds per training step (Adam, float32 unless said) of
 
-* seqkit GRU (Keras, JAX backend; also with ``keras.ops.scan`` unrolled 4 steps);
+* seqkit GRU (Keras, JAX backend: its scans; also unrolled 4 steps, and through Keras' loop);
 * a hand-written JAX GRU of the same equations: one input GEMM, ``lax.scan``, ``jax.grad``;
 * ``torch.nn.GRU`` (cuDNN; reset-after form);
 * ``keras.layers.GRU`` reset_after=False and reset_after=True on the JAX backend;
@@ -357,22 +357,27 @@ def bench_shape(label, shape, args):
     batch, steps, features, units, out = shape
     x, y = _data(batch, steps, features, out)
 
-    def keras_runner(make, policy="float32", unroll=1):
+    def keras_runner(make, policy="float32", **switches):
+        """``switches``: ``seqkit.layers`` settings (SCAN_UNROLL, SEQUENCE_SCAN) while tracing."""
         keras.mixed_precision.set_dtype_policy(policy)
-        old_unroll, skl.SCAN_UNROLL = skl.SCAN_UNROLL, unroll
+        saved = {name: getattr(skl, name) for name in switches}
+        for name, value in switches.items():
+            setattr(skl, name, value)
         try:
             model = keras_model(make, steps, features, units, out)
             step, state = keras_step(model, out)
             run = jax_runner(step, state, x, y)
-            run(1)  # trace under this policy and unroll setting
+            run(1)  # trace under this policy and these settings
         finally:
             keras.mixed_precision.set_dtype_policy("float32")
-            skl.SCAN_UNROLL = old_unroll
+            for name, value in saved.items():
+                setattr(skl, name, value)
         return run
 
     runners = {
         "seqkit GRU": keras_runner(skl.GRU),
-        "seqkit GRU, scan unroll 4": keras_runner(skl.GRU, unroll=4),
+        "seqkit GRU, scan unroll 4": keras_runner(skl.GRU, SCAN_UNROLL=4),
+        "seqkit GRU, Keras' loop": keras_runner(skl.GRU, SEQUENCE_SCAN=False),
         "hand-written JAX scan": jax_scan_runner(x, y, units, out),
         "keras GRU reset_after=False": keras_runner(
             lambda u, **k: keras.layers.GRU(u, reset_after=False, **k)
