@@ -32,10 +32,10 @@ numbers; ``SEQUENCE_SCAN`` below says why TensorFlow's CPU default is that loop)
 Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
 ``"mixed_float16"``): the recurrence -- gate pre-activations, sigmoid and tanh, and the state
 carried from step to step -- runs in float32 (the variable dtype; the cell's dtype policy is
-float32). On the scans' path the input projection runs in the compute dtype, like any Keras
-layer, and the weights are those the policy casts; in Keras' loop the cell works in float32
-throughout. Outputs are returned in the compute dtype. (Keras' own GRU carries its state in
-the compute dtype.)
+float32), with the weights as the policy casts them (rounded to the compute dtype, as in every
+Keras layer). On the scans' path the input projection runs in the compute dtype; in Keras'
+loop it runs in float32 too. Outputs are returned in the compute dtype. (Keras' own GRU
+carries its state in the compute dtype.)
 
 Only public ``keras`` / ``keras.ops`` APIs are used (and, on the TensorFlow backend only,
 TensorFlow's own public loop and XLA API), so the layer runs on the TensorFlow, JAX and torch
