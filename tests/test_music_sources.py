@@ -196,7 +196,7 @@ def test_midi_folder_nothing_usable(tmp_path):
 
 
 def test_music21_corpus_soprano_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEQKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQKIT_CACHE", str(tmp_path / "cache"))
     src = Music21Corpus(composer="bach", part="soprano", steps_per_quarter=4, limit=2)
     data = src.load()
     assert len(data.pieces) == 2
@@ -214,7 +214,7 @@ def test_music21_corpus_soprano_cached(tmp_path, monkeypatch):
 
 
 def test_music21_missing_part_is_skipped(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEQKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQKIT_CACHE", str(tmp_path / "cache"))
     with pytest.raises(DataError, match="all 1 scores were skipped"):
         Music21Corpus(part="cornetto", limit=1).load(cache=False)
 

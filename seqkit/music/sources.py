@@ -437,11 +437,11 @@ class MidiFolder(MusicSource, _FolderSplits):
 
 
 def cache_dir() -> Path:
-    """``$SEQKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/seqkit``, else ``~/.cache/seqkit``."""
-    if os.environ.get("SEQKIT_CACHE_DIR"):
-        return Path(os.environ["SEQKIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "seqkit"
+    """seqkit's cache folder (``seqkit.cache.cache_root``): ``$SEQKIT_CACHE``, else
+    ``$XDG_CACHE_HOME/seqkit``, else ``~/.cache/seqkit``."""
+    from ..cache import cache_root
+
+    return cache_root()
 
 
 def score_notes(score, part: str | int | None, steps_per_quarter: int):
