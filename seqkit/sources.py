@@ -136,7 +136,29 @@ def _select_labels(found: dict[str, list], labels, where: str) -> list[str]:
 # -- Speech Commands -----------------------------------------------------------------------------
 
 
-class SpeechCommands:
+class _ScannedSource:
+    """A dataset on disk read once per source object: ``_read()`` returns ``(labels,
+    examples)``; ``label_names`` and ``examples`` serve copies of that one scan."""
+
+    _cache = None
+
+    def prepare(self) -> None:
+        """Nothing to do for a dataset on disk."""
+
+    def _scan(self):
+        if self._cache is None:
+            self._cache = self._read()
+        return self._cache
+
+    def label_names(self) -> list[str]:
+        return list(self._scan()[0])
+
+    def examples(self) -> list[Example]:
+        self.prepare()
+        return list(self._scan()[1])
+
+
+class SpeechCommands(_ScannedSource):
     """Google Speech Commands (v0.01 / v0.02 layout); see the module docstring.
 
     ``words``: the keywords (default the standard ten: yes, no, up, down, left, right, on,
@@ -201,14 +223,10 @@ class SpeechCommands:
         self.silence_seconds = float(silence_seconds)
         self.seed = _seed(seed)
         self.extensions = _extensions(extensions)
-        self._cache = None
 
     @property
     def data_root(self) -> Path:
         return self.root
-
-    def prepare(self) -> None:
-        """Make the data available (nothing to do for a dataset on disk)."""
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -308,9 +326,7 @@ class SpeechCommands:
             out.append((p, seconds))
         return out
 
-    def _scan(self):
-        if self._cache is not None:
-            return self._cache
+    def _read(self):
         self.prepare()
         folders = self._word_folders()
         if self.words is not None:
@@ -385,8 +401,7 @@ class SpeechCommands:
             labels.insert(0, UNKNOWN_LABEL)
         if self.silence_percent > 0:
             labels.insert(0, SILENCE_LABEL)
-        self._cache = (labels, examples)
-        return self._cache
+        return labels, examples
 
     def _silence(self, split, n, noise, rng) -> list[Example]:
         out = []
@@ -412,13 +427,6 @@ class SpeechCommands:
                     )
                 )
         return out
-
-    def label_names(self) -> list[str]:
-        return list(self._scan()[0])
-
-    def examples(self) -> list[Example]:
-        self.prepare()
-        return list(self._scan()[1])
 
 
 # -- labels from file names ----------------------------------------------------------------------
@@ -487,7 +495,7 @@ class Rule:
         return self.op(text, self.value)
 
 
-class FilenamePattern:
+class FilenamePattern(_ScannedSource):
     """Labels and split from a regular expression over file names (see the module docstring).
 
     ``pattern`` is matched against each audio file's path relative to ``root`` (``a/b.wav``),
@@ -591,14 +599,10 @@ class FilenamePattern:
                 f"{self.validation_percent:g} + {self.test_percent:g}."
             )
         self.extensions = _extensions(extensions)
-        self._cache = None
 
     @property
     def data_root(self) -> Path:
         return self.root
-
-    def prepare(self) -> None:
-        """Nothing to do for a dataset on disk."""
 
     def _label(self, m) -> str | None:
         values = {f: m.group(f) for f in self.label_fields}
@@ -624,9 +628,7 @@ class FilenamePattern:
         key = speaker if speaker else Path(name).name
         return which_set(key, self.validation_percent, test_percent)
 
-    def _scan(self):
-        if self._cache is not None:
-            return self._cache
+    def _read(self):
         _check_root(self.root)
         found: dict[str, list[Example]] = {}
         unmatched = []
@@ -649,15 +651,7 @@ class FilenamePattern:
             )
         labels = _select_labels(found, self.labels, f"'{self.root}' with pattern {self.pattern!r}")
         examples = [ex for name in labels for ex in found[name]]
-        self._cache = (labels, examples)
-        return self._cache
-
-    def label_names(self) -> list[str]:
-        return list(self._scan()[0])
-
-    def examples(self) -> list[Example]:
-        self.prepare()
-        return list(self._scan()[1])
+        return labels, examples
 
 
 # -- CSV manifest --------------------------------------------------------------------------------
@@ -665,7 +659,7 @@ class FilenamePattern:
 MANIFEST_COLUMNS = ("path", "label", "split")
 
 
-class Manifest:
+class Manifest(_ScannedSource):
     """Examples listed in a CSV file with the header ``path,label,split`` (other columns are
     ignored). Paths are relative to the CSV file's folder; ``split`` is ``train``,
     ``validation`` or ``test``. Malformed rows are reported together with their line numbers;
@@ -680,14 +674,10 @@ class Manifest:
             raise ParameterError(f"`path` must be the CSV file's path; received {path!r}.")
         self.path = Path(path).expanduser()
         self.labels = _check_labels(labels)
-        self._cache = None
 
     @property
     def data_root(self) -> Path:
         return self.path.parent
-
-    def prepare(self) -> None:
-        """Nothing to do for a dataset on disk."""
 
     def _rows(self):
         if not self.path.is_file():
@@ -750,9 +740,7 @@ class Manifest:
             raise DataError(f"Manifest '{self.path}' lists no files (only a header).")
         return rows
 
-    def _scan(self):
-        if self._cache is not None:
-            return self._cache
+    def _read(self):
         found: dict[str, list[Example]] = {}
         absent = []
         for line, rel, label, split in self._rows():
@@ -770,12 +758,4 @@ class Manifest:
             )
         labels = _select_labels(found, self.labels, f"manifest '{self.path}'")
         examples = [ex for name in labels for ex in found[name]]
-        self._cache = (labels, examples)
-        return self._cache
-
-    def label_names(self) -> list[str]:
-        return list(self._scan()[0])
-
-    def examples(self) -> list[Example]:
-        self.prepare()
-        return list(self._scan()[1])
+        return labels, examples
