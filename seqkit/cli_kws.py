@@ -19,7 +19,7 @@ log = logging.getLogger("seqkit")
 
 
 @click.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="RUN|EXPORT", type=click.Path())
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--top-k",
@@ -33,8 +33,9 @@ log = logging.getLogger("seqkit")
 def predict(ctx, run_dir, files, top_k, as_json):
     """Top-k labels with probabilities for each audio FILE, by the model in RUN.
 
-    Each file goes whole through the run's feature pipeline (load, fix_length, ...) and the
-    Keras model. A file that cannot be read is skipped with a warning; the command fails
+    RUN: a run folder, or a model `seqkit export` wrote from one (.tflite float or int8,
+    .onnx, .keras, a SavedModel folder; its .json must lie beside it). Each file goes whole
+    through the recipe's feature pipeline (load, fix_length, ...) and the model. A file that cannot be read is skipped with a warning; the command fails
     (exit 1) only when none can be read.
     """
     _import_keras(ctx)
@@ -99,7 +100,7 @@ def _label_list(value):
 
 
 @click.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="RUN|EXPORT", type=click.Path())
 @click.argument("audio", metavar="LONG.wav", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--threshold",
@@ -151,8 +152,12 @@ def stream(
 ):
     """Detect keywords in a long recording, frame by frame, with the model in RUN.
 
+    RUN: a run folder (numpy runtime), or a streaming export of one (`seqkit export RUN
+    --format tflite --streaming`, also tflite_int8 / onnx / saved_model; its .json beside it),
+    whose states are fed back frame by frame.
+
     Features are computed incrementally and the recurrent state is carried from frame to
-    frame (numpy runtime, no window recomputed). Posteriors are smoothed over --smooth-ms; a
+    frame (no window recomputed). Posteriors are smoothed over --smooth-ms; a
     detection fires when a reported label reaches --threshold, then nothing fires for
     --refractory-ms. Each detection prints as `time_s label score`; time_s is when it fires
     (the audio it needed had arrived).
@@ -170,7 +175,8 @@ def stream(
             copies=1 if carry_state else copies, reset_every=None if carry_state else "clip"
         )
     except ParameterError as exc:
-        raise ParameterError(f"{model.path}: {exc}") from None
+        text = str(exc)
+        raise ParameterError(text if str(model.path) in text else f"{model.path}: {text}") from None
     if streamer.reset_every is None and not carry_state:
         log.warning(
             "The recipe has no fix_length step, so there is no clip length to reset "

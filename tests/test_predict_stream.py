@@ -141,3 +141,76 @@ def test_stream_reports_fillers_only_when_named_and_checks_labels(run, long_wav)
     doc = json.loads(result.stdout)
     assert doc["settings"]["copies"] == 1 and doc["settings"]["reset_every_frames"] is None
     assert doc["detections"] == []
+
+
+# -- an exported model in place of the run folder ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exports(run, tmp_path_factory):
+    """The run exported as float TFLite, whole clip and streaming, outside the run folder."""
+    from seqkit.export import export_run
+
+    path, _ = run
+    out = tmp_path_factory.mktemp("exports")
+    whole = export_run(path, "tflite", out=out / "kws.tflite").path
+    stream = export_run(path, "tflite", streaming=True, out=out / "kws_stream.tflite").path
+    return whole, stream
+
+
+def test_predict_takes_an_exported_tflite_and_agrees_with_the_run(run, exports):
+    path, data = run
+    files = clips(data, "ai", 2) + clips(data, "u", 1) + clips(data, "noise", 1)
+    want = json.loads(invoke("predict", path, *files, "--json", "--top-k", 4).stdout)
+    for export in exports:
+        result = invoke("predict", export, *files, "--json", "--top-k", 4)
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert doc["run"] == str(export)
+        for got, ref in zip(doc["predictions"], want["predictions"]):
+            assert got["file"] == ref["file"]
+            assert [t["label"] for t in got["top"]] == [t["label"] for t in ref["top"]]
+            np.testing.assert_allclose(
+                [t["probability"] for t in got["top"]],
+                [t["probability"] for t in ref["top"]],
+                atol=1e-5,
+            )
+
+
+def test_stream_takes_a_streaming_tflite_and_finds_what_the_run_finds(run, exports, long_wav):
+    path, _ = run
+    model = load_for_inference(exports[1])
+    assert model.labels == ["ai", "ia", "u", "noise"]
+    ref = load_for_inference(path)
+    # frame by frame, 4 staggered states in one batch: the run's numpy runtime to 1e-5
+    y = np.concatenate([b for b in audio_blocks(long_wav, 8000)])
+    got, want = model.streamer(copies=4), ref.streamer(copies=4)
+    a = np.concatenate([got.push(y), got.flush()])
+    b = np.concatenate([want.push(y), want.flush()])
+    assert a.shape == b.shape == (want.frames, 4) and want.frames > 200
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    args = [long_wav, "--threshold", 0.0, "--refractory-ms", 500, "--json"]
+    doc = json.loads(invoke("stream", exports[1], *args).stdout)
+    ref_doc = json.loads(invoke("stream", path, *args).stdout)
+    assert doc["frames"] == ref_doc["frames"] and doc["settings"] == ref_doc["settings"]
+    assert len(doc["detections"]) == len(ref_doc["detections"]) > 0
+    for d, r in zip(doc["detections"], ref_doc["detections"]):
+        assert (d["time_s"], d["label"]) == (r["time_s"], r["label"])
+        assert d["score"] == pytest.approx(r["score"], abs=1e-4)
+
+
+def test_exports_that_cannot_serve_say_why(run, exports, long_wav, tmp_path):
+    import shutil
+
+    whole, stream = exports
+    result = invoke("stream", whole, long_wav)
+    assert result.exit_code == 2
+    assert f"'{whole}' is a whole-clip export" in result.stderr
+    assert "seqkit export RUN --format tflite --streaming" in result.stderr
+    lone = tmp_path / "lone.tflite"
+    shutil.copy(stream, lone)  # without its .json: no labels, no feature pipeline
+    result = invoke("predict", lone, long_wav)
+    assert result.exit_code == 1
+    assert f"'{lone}.json' is missing" in result.stderr
+    result = invoke("stream", tmp_path / "nothing.tflite", long_wav)
+    assert result.exit_code == 1 and "does not exist" in result.stderr
