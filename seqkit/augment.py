@@ -356,17 +356,21 @@ class BatchMaker:
         self.pipeline, self.audio, self.items = pipeline, audio, items
         if self.audio_augs and audio is None and items is None:
             raise ValueError("waveform augmentations need `audio` rows or `items` to load")
+        self.multiple_of = 1  # epochs cut to a multiple of this many examples (data_parallel)
         self._order_epoch, self._order = None, None
         self._fallbacks = 0
         self._owner, self._limited = os.getpid(), None
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        n = len(self.labels)
+        return -(-(n - n % self.multiple_of) // self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         if self._order_epoch != epoch:
             rng = np.random.default_rng([self.seed, epoch])
-            self._order, self._order_epoch = rng.permutation(len(self.labels)), epoch
+            order = rng.permutation(len(self.labels))
+            self._order = order[: len(order) - len(order) % self.multiple_of]
+            self._order_epoch = epoch
         return self._order
 
     def __getstate__(self):
@@ -455,6 +459,13 @@ def _train_batches_class():
 
         def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
             self.epoch, self.skip, self.managed = int(epoch), int(skip_batches), True
+
+        def set_multiple_of(self, n: int) -> None:
+            """Cut each epoch to a multiple of ``n`` examples (the trainer, under
+            ``data_parallel`` over ``n`` devices: every batch must split evenly)."""
+            if self.maker.multiple_of != int(n):
+                self.maker.multiple_of = int(n)
+                self.maker._order_epoch = None
 
         def __len__(self):
             return max(0, len(self.maker) - self.skip)

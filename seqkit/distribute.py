@@ -16,7 +16,10 @@
   small patches of Keras' TensorFlow trainer are applied for the Keras versions they were
   checked on (``PATCHED_KERAS``), and any other version is refused rather than run unchecked.
 * ``data_parallel``: ``keras.distribution.DataParallel`` on the JAX backend (all local devices;
-  on CPU set ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
+  on CPU set ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). Variables are replicated,
+  each batch is split across the devices, so ``train.batch_size`` (the global batch) must be a
+  multiple of the device count. Applied as a scope around building and fitting the model (not
+  set globally: ``keras.backend.clear_session`` forgets a global distribution).
 
 Only the TensorFlow strategies need TensorFlow's devices configured before TensorFlow starts:
 ``seqkit train`` does this first thing, so a recipe asking for ``logical_cpus`` must be trained
@@ -81,17 +84,34 @@ def _setup(spec):
     if kind == "data_parallel":
         if backend != "jax":
             raise RecipeError(
-                [("train.distribute.type", f"data_parallel runs on the JAX backend; "
-                  f"this is {backend} (set KERAS_BACKEND=jax, or use mirrored)")]  # fmt: skip
+                [
+                    (
+                        "train.distribute.type",
+                        f"data_parallel runs on the JAX backend; "
+                        f"this is {backend} (set KERAS_BACKEND=jax, or use mirrored)",
+                    )
+                ]  # fmt: skip
             )
         import keras
 
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return None
+        # Not set globally: keras.backend.clear_session() (seqkit calls it between models)
+        # forgets the global distribution. train() enters `scope` around building and fitting.
+        distribution = keras.distribution.DataParallel()
+        devices = list(distribution.device_mesh.devices.flatten())
+        log.info(
+            "Distributed training: data_parallel over %d devices (%s).",
+            len(devices), ", ".join(str(d) for d in devices),
+        )  # fmt: skip
+        return distribution
     if backend != "tensorflow":
         raise RecipeError(
-            [("train.distribute.type", f"{kind} is a tf.distribute strategy and needs the "
-              f"TensorFlow backend; this is {backend} (use data_parallel on JAX)")]  # fmt: skip
+            [
+                (
+                    "train.distribute.type",
+                    f"{kind} is a tf.distribute strategy and needs the "
+                    f"TensorFlow backend; this is {backend} (use data_parallel on JAX)",
+                )
+            ]  # fmt: skip
         )
     import tensorflow as tf
 
@@ -107,9 +127,7 @@ def _setup(spec):
                 f"`seqkit train` in a fresh process ({exc})."
             ) from None
     if kind == "mirrored":
-        devices = (
-            [f"/cpu:{i}" for i in range(spec.logical_cpus)] if spec.logical_cpus else None
-        )
+        devices = [f"/cpu:{i}" for i in range(spec.logical_cpus)] if spec.logical_cpus else None
         strategy = tf.distribute.MirroredStrategy(devices)
     else:
         if "TF_CONFIG" not in os.environ:
@@ -127,7 +145,17 @@ def _setup(spec):
 
 
 def scope(strategy):
+    """Where models are built (and loaded) for ``strategy``: a ``tf.distribute`` strategy's or a
+    ``keras.distribution.Distribution``'s scope; nothing for ``None``."""
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def fit_scope(strategy):
+    """Where ``fit`` runs: a Keras distribution (JAX's ``data_parallel``) must be in effect
+    while batches are sharded; a ``tf.distribute`` model carries its strategy itself."""
+    if hasattr(strategy, "device_mesh"):  # keras.distribution.DataParallel (no public base)
+        return strategy.scope()
+    return contextlib.nullcontext()
 
 
 def worker_failure(exc: BaseException, spec) -> RunError | None:
@@ -205,3 +233,40 @@ def _patch_keras_for_multi_worker() -> None:
     tft.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
     tft.reduce_per_replica = reduce_per_replica
     _PATCHED = True
+
+
+def data_parallel_devices() -> int:
+    """How many devices each batch is split over by the Keras distribution in effect (JAX's
+    ``data_parallel`` inside ``fit_scope``); 1 without one."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 1
+    distribution = keras.distribution.distribution()
+    mesh = getattr(distribution, "device_mesh", None)
+    return 1 if mesh is None else int(mesh.devices.size)
+
+
+def even_rows(arrays, devices: int):
+    """``arrays`` (a tuple of equally long arrays) cut to a multiple of ``devices`` rows:
+    under ``data_parallel`` every batch, the last one included, must split evenly (JAX
+    shards the batch axis; Keras computes the layout once, from the first batch)."""
+    n = len(arrays[0])
+    keep = n - n % devices
+    return arrays if keep == n else tuple(a[:keep] for a in arrays)
+
+
+def check_batch_size(strategy, batch_size: int) -> None:
+    """``train.batch_size`` must split evenly over a ``data_parallel`` distribution's devices."""
+    mesh = getattr(strategy, "device_mesh", None)
+    if mesh is not None and batch_size % mesh.devices.size:
+        n = int(mesh.devices.size)
+        raise RecipeError(
+            [
+                (
+                    "train.batch_size",
+                    f"{batch_size} does not split evenly over the {n} devices "
+                    f"of data_parallel; use a multiple of {n}",
+                )
+            ]  # fmt: skip
+        )

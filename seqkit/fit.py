@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .distribute import even_rows
 from .errors import RunError
 
 log = logging.getLogger("seqkit")
@@ -292,6 +293,42 @@ def _step_callback(model, progress, checkpointer, every, sigint, seed):
     return StepGuard()
 
 
+def _even_inputs(inputs: dict, devices: int) -> dict:
+    """Under ``data_parallel`` over ``devices``: the epoch's training examples cut to a multiple
+    of ``devices`` (at most ``devices - 1`` left out, different ones each epoch: the order is
+    shuffled per epoch), so that the last batch splits evenly too (``train.batch_size`` is a
+    multiple of ``devices``, checked by ``seqkit.distribute``)."""
+    if devices <= 1:
+        return inputs
+    if "y" not in inputs:  # a task's dataset (augmentation): it must cut its own epochs
+        dataset = inputs["x"]
+        if not hasattr(dataset, "set_multiple_of"):
+            raise RunError(
+                f"train.distribute data_parallel splits every batch over {devices} devices, "
+                f"but the task's training dataset ({type(dataset).__name__}) has no "
+                "set_multiple_of(n) to make its last batch a multiple of that."
+            )
+        dataset.set_multiple_of(devices)
+        return inputs
+    keys = [k for k in ("x", "y", "sample_weight") if k in inputs]
+    cut = even_rows(tuple(inputs[k] for k in keys), devices)
+    return {**inputs, **dict(zip(keys, cut))}
+
+
+def _even_validation(validation, devices: int):
+    """The validation data Keras evaluates each epoch, under ``data_parallel`` cut to a multiple
+    of ``devices`` clips (the metrics written at the end use every clip, on one device)."""
+    if devices <= 1 or validation is None:
+        return validation
+    cut = even_rows(tuple(validation), devices)
+    if len(cut[0]) < len(validation[0]):
+        log.info(
+            "data_parallel over %d devices: validating each epoch on %d of %d clips (the final "
+            "metrics use all of them).", devices, len(cut[0]), len(validation[0]),
+        )  # fmt: skip
+    return cut
+
+
 def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, seed: int,
         progress: Progress | None = None, on_epoch=None):  # fmt: skip
     """Train ``model`` for ``cfg.epochs`` epochs (or from ``progress`` on); return progress.
@@ -301,21 +338,28 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
     """
     import keras
 
+    from .distribute import data_parallel_devices
+
     progress = progress or Progress(task.mode)
     checkpointer = Checkpointer(run)
     monitor = task.monitor
     n_batches = None
+    devices = data_parallel_devices()
+    if devices > 1:
+        log.info("Training with every batch split over %d devices (data_parallel).", devices)
+    validation = _even_validation(task.validation_data(data), devices)
     with _SigintDeferred() as sigint:
         while progress.epoch < cfg.epochs:
             epoch, skip = progress.epoch, progress.step
-            inputs = task.epoch_inputs(data, epoch, cfg.batch_size, seed, skip)
+            inputs = _even_inputs(task.epoch_inputs(data, epoch, cfg.batch_size, seed, skip),
+                                  devices)  # fmt: skip
             guard = _step_callback(model, progress, checkpointer,
                                    cfg.checkpoint_every_steps, sigint, seed)  # fmt: skip
             t0 = time.time()
             with contextlib.redirect_stdout(sys.stderr):
                 hist = model.fit(
                     **inputs,
-                    validation_data=task.validation_data(data),
+                    validation_data=validation,
                     initial_epoch=epoch,
                     epochs=epoch + 1,
                     shuffle=False,
@@ -361,7 +405,9 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
                 log.info("Epoch %d: %s did not improve for %d epochs; learning rate -> %.3g",
                          epoch + 1, monitor, cfg.reduce_lr_patience, new)  # fmt: skip
             progress.epoch, progress.step = epoch + 1, 0
-            stop = bool(cfg.early_stopping_patience and progress.wait >= cfg.early_stopping_patience)
+            stop = bool(
+                cfg.early_stopping_patience and progress.wait >= cfg.early_stopping_patience
+            )
             if stop:
                 progress.epoch = cfg.epochs  # finished: nothing left to resume
             checkpointer.save(model, progress)

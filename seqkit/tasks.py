@@ -435,6 +435,8 @@ class KeywordSpotting(Task):
 
         import keras
 
+        from .distribute import data_parallel_devices
+
         try:
             import tensorflow as tf
         except ImportError:
@@ -452,8 +454,12 @@ class KeywordSpotting(Task):
                     logdir = Path(run_dir) / "logs" / KeywordSpotting.MEDIA_LOGS
                     state["writer"] = tf.summary.create_file_writer(str(logdir))
                 # predict is ~3.5x cheaper; under a tf.distribute strategy it shards the rows
-                # across workers, so call the model directly there.
-                distributed = getattr(self.model, "_distribute_strategy", None) is not None
+                # across workers, and under data_parallel it needs batches that split evenly
+                # over the devices, so call the model directly there.
+                distributed = (
+                    getattr(self.model, "_distribute_strategy", None) is not None
+                    or data_parallel_devices() > 1
+                )
                 probs = (task.forward if distributed else task.predict)(self.model, val.x)
                 pred = probs.argmax(axis=1)
                 cm = classification_report(val.y, pred, labels)["confusion_matrix"]

@@ -372,6 +372,10 @@ def train(
     from . import distribute
 
     strategy = distribute.setup(recipe.train.distribute)  # before TensorFlow runs anything
+    try:
+        distribute.check_batch_size(strategy, recipe.train.batch_size)
+    except RecipeError as exc:
+        raise RecipeError(exc.problems, file=recipe_file) from None
     check_recipe(recipe, recipe_file)
     if resume is not None:
         return _resume(recipe, Path(resume), verbose, on_run_dir, strategy)
@@ -609,7 +613,7 @@ def _write_history(run: Path, history: list[dict]) -> None:
 
 def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None,
                 strategy=None) -> dict:  # fmt: skip
-    from .distribute import scope
+    from .distribute import fit_scope, scope
     from .fit import fit, save_model_atomic, sha256
 
     if resume is None:
@@ -622,18 +626,19 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None
         progress = None
     else:
         model, progress = resume
-    progress = fit(
-        model,
-        task,
-        data,
-        recipe.train,
-        run,
-        _epoch_callbacks(run, task, data),
-        verbose,
-        recipe.seed,
-        progress,
-        on_epoch=lambda p: _write_history(run, p.history),
-    )
+    with fit_scope(strategy):
+        progress = fit(
+            model,
+            task,
+            data,
+            recipe.train,
+            run,
+            _epoch_callbacks(run, task, data),
+            verbose,
+            recipe.seed,
+            progress,
+            on_epoch=lambda p: _write_history(run, p.history),
+        )
     if not (run / "model.keras").is_file():  # no epoch improved on nothing: keep the last one
         save_model_atomic(model, run / "model.keras")
     best = load_model(run / "model.keras")

@@ -80,8 +80,16 @@ def _workers(tmp_path, doc, names=("w0", "w1")):
     workers = ",".join(f"127.0.0.1:{p}" for p in ports)
     return [
         subprocess.Popen(
-            [*SEQKIT, str(recipe), "--run-dir", str(tmp_path / name), "--workers", workers,
-             "--worker-index", str(i)],  # fmt: skip
+            [
+                *SEQKIT,
+                str(recipe),
+                "--run-dir",
+                str(tmp_path / name),
+                "--workers",
+                workers,
+                "--worker-index",
+                str(i),
+            ],  # fmt: skip
             env=ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -137,3 +145,36 @@ def test_cluster_and_backend_errors():
 
     with pytest.raises(RecipeError, match="data_parallel runs on the JAX backend"):
         setup(DistributeSpec(type="data_parallel"))
+
+
+def test_data_parallel_epochs_and_validation_are_cut_to_whole_device_batches():
+    """Under data_parallel over d devices every batch must split evenly: the epoch's (already
+    shuffled) examples and the validation clips are cut to a multiple of d; a task dataset is
+    told to cut its own epochs (TrainBatches via BatchMaker.multiple_of)."""
+    from seqkit.augment import BatchMaker, train_batches
+    from seqkit.fit import _even_inputs, _even_validation
+
+    x, y, w = np.arange(29.0)[:, None], np.arange(29), np.ones(29)
+    inputs = {"x": x, "y": y, "sample_weight": w, "batch_size": 6}
+    assert _even_inputs(inputs, 1) is inputs
+    cut = _even_inputs(inputs, 2)
+    assert (
+        cut["batch_size"] == 6 and len(cut["x"]) == len(cut["y"]) == len(cut["sample_weight"]) == 28
+    )
+    np.testing.assert_array_equal(cut["y"], np.arange(28))
+    assert len(_even_inputs(inputs, 4)["x"]) == 28 and len(_even_inputs(inputs, 3)["y"]) == 27
+    val = _even_validation((x[:7], y[:7]), 2)
+    assert [len(v) for v in val] == [6, 6] and _even_validation(None, 2) is None
+
+    maker = BatchMaker(x, y, 6, seed=3)
+    data = train_batches(maker)
+    data.set_epoch(1)
+    full = np.concatenate([data[b][1] for b in range(len(data))])
+    assert len(data) == 5 and sorted(full) == list(range(29))
+    _even_inputs({"x": data}, 2)
+    batches = [data[b][1] for b in range(len(data))]
+    assert len(data) == 5 and [len(b) for b in batches] == [6, 6, 6, 6, 4]
+    # the same shuffled order, its last example left out this epoch
+    np.testing.assert_array_equal(np.concatenate(batches), full[:28])
+    with pytest.raises(RunError, match="has no set_multiple_of"):
+        _even_inputs({"x": object()}, 2)
