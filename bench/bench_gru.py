@@ -53,10 +53,15 @@ def _variant(**switches):
 
 OURS = "seqkit GRU (reset before)"
 VARIANTS = {
-    "seqkit GRU, scans (XLA)": lambda u, **k: _variant(SEQUENCE_SCAN=True)(u, **k),
-    "seqkit GRU, scans without XLA": lambda u, **k: _variant(SEQUENCE_SCAN=True, TF_XLA=False)(
-        u, **k
-    ),
+    "seqkit GRU, scans (XLA), batch split in 2": lambda u, **k: _variant(
+        SEQUENCE_SCAN=True, BATCH_SPLITS=2
+    )(u, **k),
+    "seqkit GRU, scans (XLA), no batch split": lambda u, **k: _variant(
+        SEQUENCE_SCAN=True, BATCH_SPLITS=1
+    )(u, **k),
+    "seqkit GRU, scans without XLA (no split)": lambda u, **k: _variant(
+        SEQUENCE_SCAN=True, TF_XLA=False
+    )(u, **k),
     "seqkit GRU, Keras' loop": lambda u, **k: _variant(SEQUENCE_SCAN=False)(u, **k),
 }
 PEERS = {
@@ -139,10 +144,10 @@ def main(argv=None):
     )
     print(f"# median per training step over {args.rounds} rounds x {args.steps} steps")
     ours = med.get(OURS)
-    print(f"{'layer':34s} {'ms/step':>8s} {'cpu ms':>8s} {'seqkit/peer':>12s}")
+    print(f"{'layer':44s} {'ms/step':>8s} {'cpu ms':>8s} {'seqkit/peer':>12s}")
     for name in names:
         ratio = f"{ours / med[name]:12.2f}" if ours is not None else ""
-        print(f"{name:34s} {med[name]:8.1f} {med_cpu[name]:8.1f} {ratio}")
+        print(f"{name:44s} {med[name]:8.1f} {med_cpu[name]:8.1f} {ratio}")
     for peer, goal in GOALS.items():
         if ours is not None and peer in med:
             ratio = ours / med[peer]

@@ -15,19 +15,20 @@ Weights are stored exactly as Keras stores them -- ``kernel`` (input_dim, 3 * un
 ``reset_after=True``; gate order z, r, h -- so ``get_weights`` / ``set_weights`` swap both ways
 with ``keras.layers.GRU`` and ``.keras`` files hold the familiar layout.
 
-Speed: on JAX, torch and TensorFlow with a GPU the layer does not step a cell through
-``keras.layers.RNN``'s loop. It projects the inputs of all time steps at once (one GEMM,
-``x @ kernel``), runs only the recurrence in a scan (per step ``h @ U_zr`` for both gates in
+Speed: the layer does not step a cell through ``keras.layers.RNN``'s loop. It projects the
+inputs of all time steps at once (one GEMM, ``x @ kernel``), runs only the recurrence in a scan (per step ``h @ U_zr`` for both gates in
 one product, then ``(r * h) @ U_h``), and has its own gradient (``keras.ops.custom_gradient``):
 a reverse scan that carries only ``dL/dh``, with the weight gradients
 ``dU = sum_t h_{t-1}^T dpre_t`` and ``dW`` computed after the loop as single GEMMs over all
 time steps. On TensorFlow the two scans are ``tf.while_loop`` loops compiled with XLA inside a
-traced function (eagerly they run uncompiled); on JAX and torch they are ``keras.ops.scan``. ``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``;
-``bench/README.md`` records what was tried and lost. On TensorFlow without a GPU, with
-``recurrent_dropout`` in training, ``unroll=True``, or activations other than tanh and sigmoid
-(the scans' gradient is written for those), the layer steps its cell through Keras' loop
-instead, with the packed weights sliced per gate once per call, outside the loop (same
-numbers; ``SEQUENCE_SCAN`` below says why TensorFlow's CPU default is that loop).
+traced function (eagerly they run uncompiled), and on a CPU the batch is split into one part
+per core, each part its own compiled loop, which TensorFlow runs on the cores at once (the rows
+of a GRU never mix; ``BATCH_SPLITS``); on JAX and torch they are ``keras.ops.scan``.
+``bench/bench_gru.py`` measures the result against ``keras.layers.GRU``; ``bench/README.md``
+records what was tried and lost. With ``recurrent_dropout`` in training, ``unroll=True``, or
+activations other than tanh and sigmoid (the scans' gradient is written for those), the layer
+steps its cell through Keras' loop instead, with the packed weights sliced per gate once per
+call, outside the loop (same numbers).
 
 Mixed precision (``keras.mixed_precision.set_dtype_policy("mixed_bfloat16")`` or
 ``"mixed_float16"``): the recurrence -- gate pre-activations, sigmoid and tanh, and the state
@@ -43,6 +44,8 @@ backends.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
@@ -65,16 +68,24 @@ __all__ = ["GRU", "GRUCell"]
 #: Compile the TensorFlow scans with XLA when they run inside a traced function (``model.fit``,
 #: ``predict``, ``tf.function``). ``False`` runs them as plain graph loops.
 TF_XLA = True
-#: Which path runs a sequence: ``True`` the scans below (one input GEMM, own gradient);
-#: ``False`` the cell stepped through ``keras.layers.RNN``'s loop with autodiff (also used for
-#: ``unroll``, recurrent dropout and other activations); ``None`` (default) picks the scans
-#: except on TensorFlow without a GPU. There, on this project's 2-core machine, Keras' loop
-#: spreads its independent per-step work (input products, weight-gradient sums) over both
-#: idle cores and ran 8-21 % faster in wall-clock time, although the scans do 15-25 % less
-#: work and win as soon as other jobs share the cores (``bench/README.md``).
+#: Which path runs a sequence: ``True`` or ``None`` (default) the scans below (one input GEMM,
+#: own gradient, on TensorFlow's CPU over parts of the batch at once: ``BATCH_SPLITS``);
+#: ``False`` the cell stepped through ``keras.layers.RNN``'s loop with autodiff (always used
+#: for ``unroll``, recurrent dropout and other activations). Until the batch split, Keras'
+#: loop was TensorFlow's CPU default: it kept two idle cores busier than one recurrence could
+#: (``bench/README.md``).
 SEQUENCE_SCAN = None
 #: ``unroll`` of ``keras.ops.scan`` on JAX and torch (steps per loop iteration).
 SCAN_UNROLL = 1
+#: On TensorFlow (traced, XLA): run the recurrence as this many independent recurrences over
+#: parts of the batch, each its own compiled loop, which TensorFlow's executor runs on
+#: different cores at once (the rows of a GRU never mix). ``None`` (default): on a CPU, one
+#: part per core the process may use (at most TensorFlow's inter-op threads, when set) and
+#: at most ``batch // MIN_SPLIT_ROWS`` parts (``MAX_DYNAMIC_SPLITS`` for a batch whose size
+#: is known only when it runs); on a GPU, one. 1: never.
+BATCH_SPLITS = None
+MIN_SPLIT_ROWS = 16
+MAX_DYNAMIC_SPLITS = 4
 
 
 def _tf_scan(step, carry, xs, reverse, ys_dims):
@@ -220,17 +231,20 @@ _TF_COMPILED = {}
 _TF_HAS_GPU = []
 
 
-def use_sequence_scan():
-    """Whether ``GRU`` runs its sequences through the scans (see ``SEQUENCE_SCAN``)."""
-    if SEQUENCE_SCAN is not None:
-        return bool(SEQUENCE_SCAN)
-    if keras.backend.backend() != "tensorflow":
-        return True
+def use_sequence_scan_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (asked once)."""
     if not _TF_HAS_GPU:
         import tensorflow as tf
 
         _TF_HAS_GPU.append(bool(tf.config.list_physical_devices("GPU")))
     return _TF_HAS_GPU[0]
+
+
+def use_sequence_scan():
+    """Whether ``GRU`` runs its sequences through the scans (see ``SEQUENCE_SCAN``)."""
+    if SEQUENCE_SCAN is not None:
+        return bool(SEQUENCE_SCAN)
+    return True
 
 
 def _compiled(fn):
@@ -246,12 +260,54 @@ def _compiled(fn):
     return _TF_COMPILED[fn]
 
 
+def _batch_parts(p) -> list:
+    """Row slices of the batch of ``p`` (T, B, .) for ``BATCH_SPLITS`` independent recurrences
+    (one slice: no split). Only on TensorFlow, inside a traced function compiled with XLA:
+    there each part is its own compiled loop and the executor runs them at once; JAX compiles
+    the whole step into one program and torch runs eagerly, so a split would only add work."""
+    if keras.backend.backend() != "tensorflow" or not TF_XLA:
+        return [slice(None)]
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return [slice(None)]
+    batch, k = p.shape[1], BATCH_SPLITS
+    if k is None:
+        if use_sequence_scan_gpu():
+            k = 1
+        else:
+            cores = _cpu_count()
+            inter_op = tf.config.threading.get_inter_op_parallelism_threads()
+            cores = min(cores, inter_op) if inter_op > 0 else cores  # the parts run at once
+            k = min(cores, MAX_DYNAMIC_SPLITS if batch is None else batch // MIN_SPLIT_ROWS)
+    k = max(1, int(k) if batch is None else min(int(k), batch))
+    if k == 1:
+        return [slice(None)]
+    if batch is None:  # bounds computed when the step runs
+        batch = tf.shape(p)[1]
+        edges = [0] + [(i * batch) // k for i in range(1, k)] + [None]
+    else:
+        edges = [0] + [(i * batch) // k for i in range(1, k)] + [batch]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def gru_sequence(p, h0, uzr, uh, rb=None, m=None):
     """All the states ``H`` (T, B, u) of the GRU over ``p``; differentiable in every argument
     but ``m`` (whose gradient is zero). Time-major; see the comment above for the arguments."""
     reset_after = rb is not None
     args = [p, h0, uzr, uh] + ([rb] if reset_after else []) + ([m] if m is not None else [])
     forward, backward = _compiled(_forward), _compiled(_backward)
+    parts = _batch_parts(p)
+
+    def cat(xs, axis):
+        return xs[0] if len(xs) == 1 else ops.concatenate(xs, axis=axis)
 
     @ops.custom_gradient
     def run(*args):
@@ -260,19 +316,31 @@ def gru_sequence(p, h0, uzr, uh, rb=None, m=None):
         p, h0, uzr, uh = args[:4]
         rb_ = args[4] if reset_after else None
         m_ = args[-1] if m is not None else None
-        ys = forward(p, h0, uzr, uh, rb_, m_)
+        # Independent recurrences over parts of the batch (see BATCH_SPLITS); one by default
+        # except on TensorFlow's CPU.
+        ys_parts = [
+            forward(p[:, s], h0[s], uzr, uh, rb_, None if m_ is None else m_[:, s]) for s in parts
+        ]
+        H = cat([ys[0] for ys in ys_parts], axis=1)
 
         def grad(*upstream_args, upstream=None):
             # TensorFlow and JAX pass the upstream gradient positionally, torch by keyword.
             if upstream is None:
                 (upstream,) = upstream_args
-            Hp = ops.concatenate([h0[None], ys[0][:-1]], axis=0)  # each step's starting state
-            dh0, d_a, d_ph = backward(upstream, ys, Hp, uzr, uh, m_)
-            dp, duzr, duh, drb = _weight_gradients(d_a, d_ph, ys[1], Hp, reset_after)
-            grads = [dp, dh0, duzr, duh] + ([drb] if reset_after else [])
+            dh0, dp, dw = [], [], []  # per part; the weight gradients are summed
+            for s, ys in zip(parts, ys_parts):
+                Hp = ops.concatenate([h0[s][None], ys[0][:-1]], axis=0)  # starting states
+                mask = None if m_ is None else m_[:, s]
+                dh0_s, d_a, d_ph = backward(upstream[:, s], ys, Hp, uzr, uh, mask)
+                dp_s, duzr, duh, drb = _weight_gradients(d_a, d_ph, ys[1], Hp, reset_after)
+                dh0.append(dh0_s)
+                dp.append(dp_s)
+                dw.append([duzr, duh] + ([drb] if reset_after else []))
+            dw = [sum(w[1:], w[0]) for w in zip(*dw)]
+            grads = [cat(dp, axis=1), cat(dh0, axis=0)] + dw
             return tuple(grads + ([ops.zeros_like(m_)] if m_ is not None else []))
 
-        return ys[0], grad
+        return H, grad
 
     return run(*args)
 

@@ -939,6 +939,59 @@ def test_xla_and_plain_graph_loops_agree(monkeypatch):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "reset_after, splits, batch", [(False, 3, 7), (True, 2, None), (False, 4, None)],
+    ids=["reset_before-3_of_7", "reset_after-2_dynamic", "masked-4_dynamic"],
+)  # fmt: skip
+def test_batch_split_recurrences_equal_one(reset_after, splits, batch, monkeypatch):
+    """On TensorFlow the scans run as independent recurrences over parts of the batch
+    (``BATCH_SPLITS``), each its own compiled loop: outputs, final state and every gradient
+    equal one recurrence over the whole batch (and Keras' GRU), for uneven parts, a batch size
+    known only when the step runs (``None`` in the signature) and masks."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the batch split is TensorFlow's")
+    import tensorflow as tf
+
+    import seqkit.layers
+
+    monkeypatch.setattr(seqkit.layers, "SEQUENCE_SCAN", True)
+    rng = np.random.default_rng(23)
+    x = _sequences(rng, batch=7, steps=9)
+    mask = np.ones((7, 9), bool)
+    if splits == 4:  # masked: right and left padding in different parts
+        mask[1, 6:] = False
+        mask[5, :4] = False
+    x, mask = tf.constant(x), tf.constant(mask)
+    options = {"return_sequences": True, "return_state": True}
+    ours, theirs = _pair(reset_after, x.shape, **options)
+    _share_weights(ours, theirs, "seqkit_to_keras", rng, reset_after)
+    h0 = tf.constant(rng.normal(0.0, 0.5, (7, 4)).astype("float32"))
+    projection = tf.constant(rng.normal(0.0, 1.0, (7, 9, 4)).astype("float32"))
+    spec = [tf.TensorSpec((batch, 9, 5)), tf.TensorSpec((batch, 9), tf.bool),
+            tf.TensorSpec((batch, 4))]  # fmt: skip
+
+    def run(layer, k):
+        def grads(x, mask, h0):
+            with tf.GradientTape() as tape:
+                tape.watch([x, h0])
+                seq, state = layer(x, mask=mask, initial_state=h0)
+                loss = tf.reduce_sum(seq * projection) + tf.reduce_sum(state**2)
+            return [seq, state] + tape.gradient(loss, [x, h0] + list(layer.trainable_weights))
+
+        monkeypatch.setattr(seqkit.layers, "BATCH_SPLITS", k)
+        return [v.numpy() for v in tf.function(grads, input_signature=spec)(x, mask, h0)]
+
+    one, split, keras_gru = run(ours, 1), run(ours, splits), run(theirs, None)
+    with tf.Graph().as_default():  # the split really happens: `splits` parts inside a trace
+        monkeypatch.setattr(seqkit.layers, "BATCH_SPLITS", splits)
+        p = tf.compat.v1.placeholder(tf.float32, (9, batch, 12))
+        assert len(seqkit.layers._batch_parts(p)) == splits
+    assert np.abs(one[3]).max() > 1e-3  # d loss / d h0
+    for a, b, c in zip(split, one, keras_gru):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(a, c, rtol=0, atol=ATOL)
+
+
 # --------------------------------------------------------------------------------------------
 # 11. mixed precision
 # --------------------------------------------------------------------------------------------
