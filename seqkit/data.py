@@ -17,10 +17,12 @@ before ``_nohash_``) land in the same split.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +225,44 @@ def synth_clip(label, rng, sr, seconds, speaker_f0, speaker_scale=1.0):
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
+@contextlib.contextmanager
+def generation_lock(root):
+    """Hold an exclusive lock while data is generated into ``root``: processes that prepare the
+    same folder at once (the workers of a ``multi_worker`` run, two runs started together) take
+    turns, and the later ones find the generation complete instead of rewriting it under the
+    first. The lock is the file ``.<root name>.seqkit-lock`` beside ``root`` (created if absent,
+    never removed: removing a lock file others wait on would let two hold it). Where ``fcntl``
+    does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    root = Path(root).expanduser()
+    key = str(root.resolve())
+    if key in _HELD_LOCKS:  # this process holds it already (flock would wait for itself)
+        yield
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.seqkit-lock", "a") as handle:
+        waited = time.monotonic()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another process that is generating '%s'.", root)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            log.info("'%s': the other process finished (%.0f s).", root, time.monotonic() - waited)
+        _HELD_LOCKS.add(key)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(key)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_HELD_LOCKS: set = set()
+
+
 class SyntheticTones(FolderSource):
     """Spoken-like synthetic classes generated into ``root`` on first use (no download).
 
@@ -277,6 +317,10 @@ class SyntheticTones(FolderSource):
         )
 
     def prepare(self) -> None:
+        with generation_lock(self.root):
+            self._prepare()
+
+    def _prepare(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise DataError(
                 f"Data folder '{self.root}' is a file, not a folder (data.source.root)."

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SYNTH_MARKER
+from .data import SYNTH_MARKER, generation_lock
 from .errors import DataError, ParameterError, positive_int
 from .features import colored_noise
 from .sources import BACKGROUND_NOISE_DIR, LIST_FILES, STANDARD_WORDS, SpeechCommands
@@ -565,9 +565,10 @@ def synthesize(root, workers: int | None = None, **settings) -> dict | None:
     ``root`` already holds this exact generation."""
     root = Path(root).expanduser()
     s = synth_settings(**settings)
-    if not prepare_root(root, s):
-        return None
-    summary = generate(root, s, workers)
+    with generation_lock(root):  # concurrent runs (multi_worker) take turns
+        if not prepare_root(root, s):
+            return None
+        summary = generate(root, s, workers)
     log.info(
         "Generated %d clips in %s in %.1f s (%d worker(s)).",
         summary["clips"],

@@ -263,6 +263,34 @@ def test_synthetic_generates_into_new_folder(tmp_path):
     assert sorted(marker["files"]) == sorted(p.relative_to(root).as_posix() for p in files)
 
 
+def test_processes_generating_one_folder_take_turns(tmp_path):
+    """The workers of a multi_worker run prepare the same data folder at once: while one
+    process generates (holds the lock), another waits, then finds the generation complete and
+    leaves it as it is."""
+    import subprocess
+    import sys
+    import time
+
+    from seqkit.data import generation_lock
+
+    root = tmp_path / "synth"
+    code = (
+        "import sys; from seqkit.data import SyntheticTones; "
+        f"SyntheticTones(sys.argv[1], **{SMALL!r}).prepare()"
+    )
+    with generation_lock(root):  # this process is "generating"
+        proc = subprocess.Popen([sys.executable, "-c", code, str(root)])
+        time.sleep(1.5)
+        assert proc.poll() is None  # waiting for the lock
+        assert not root.exists()  # and has written nothing
+        SyntheticTones(str(root), **SMALL).prepare()  # re-entrant in one process's turn
+        before = snapshot(root)
+    assert proc.wait(timeout=120) == 0
+    assert snapshot(root) == before and len(wav_files(root)) == 20
+    assert (tmp_path / ".synth.seqkit-lock").is_file()  # beside the folder, not in it
+    assert sorted(p.name for p in root.iterdir()) == sorted([*TONE_CLASSES, SYNTH_MARKER])
+
+
 def test_synthetic_generates_into_empty_existing_folder(tmp_path):
     root = tmp_path / "empty"
     root.mkdir()
