@@ -230,9 +230,10 @@ def generation_lock(root):
     """Hold an exclusive lock while data is generated into ``root``: processes that prepare the
     same folder at once (the workers of a ``multi_worker`` run, two runs started together) take
     turns, and the later ones find the generation complete instead of rewriting it under the
-    first. The lock is the file ``.<root name>.seqkit-lock`` beside ``root`` (created if absent,
-    never removed: removing a lock file others wait on would let two hold it). Where ``fcntl``
-    does not exist (Windows) nothing is locked."""
+    first. The lock is a file in the temporary folder, ``seqkit-locks/<hash of root's path>``
+    (nothing is written beside or into the user's folders; created if absent, never removed:
+    removing a lock file others wait on would let two hold it), so it serializes processes of
+    one machine. Where ``fcntl`` does not exist (Windows) nothing is locked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -243,8 +244,7 @@ def generation_lock(root):
     if key in _HELD_LOCKS:  # this process holds it already (flock would wait for itself)
         yield
         return
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.seqkit-lock", "a") as handle:
+    with open(_lock_path(key), "a") as handle:
         waited = time.monotonic()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -261,6 +261,14 @@ def generation_lock(root):
 
 
 _HELD_LOCKS: set = set()
+
+
+def _lock_path(key: str) -> Path:
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "seqkit-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / hashlib.sha1(key.encode()).hexdigest()
 
 
 class SyntheticTones(FolderSource):
