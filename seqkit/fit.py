@@ -211,7 +211,7 @@ class Checkpointer:
                 f"Checkpoint '{path}' is missing or corrupt (its SHA-256 does not match "
                 f"{STATE}); it was not loaded. Start a new run."
             )
-        model = load_model(path)
+        model = load_model(path, for_training=True)
         gens = _seed_generators(model)
         for var, value in zip(gens, state.get("seed_generators", [])):
             var.assign(np.asarray(value, dtype=var.dtype))

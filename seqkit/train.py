@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -659,8 +660,16 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None
 # -- reading run folders -------------------------------------------------------------------------
 
 
-def load_model(path):
-    """``keras.saving.load_model`` after importing installed plugin layers (so they resolve)."""
+def load_model(path, for_training: bool = False):
+    """``keras.saving.load_model`` after importing installed plugin layers (so they resolve).
+
+    A model saved with its optimizer on another Keras backend (a run trained with
+    ``KERAS_BACKEND=torch``, opened on TensorFlow to export it) names that backend's optimizer
+    class, which cannot be imported here: for inference (``for_training=False``) the model is
+    then loaded without compiling it (weights and layers are backend-independent; evaluate,
+    predict, stream and export need no optimizer); to continue training it, RunError says to
+    use the backend it was trained on.
+    """
     import keras
 
     import seqkit.layers  # noqa: F401  (registers seqkit's GRU with Keras)
@@ -668,7 +677,20 @@ def load_model(path):
 
     for failure in load_plugin_layers():
         log.warning("%s", failure)
-    return keras.saving.load_model(str(path))
+    try:
+        return keras.saving.load_model(str(path))
+    except (TypeError, ImportError) as exc:  # Keras wraps a missing module in a TypeError
+        other = re.search(r"keras\.src\.backend\.(\w+)\.", str(exc))
+        if other is None or other.group(1) == keras.backend.backend():
+            raise
+        if for_training:
+            raise RunError(
+                f"'{path}' was saved while training on the {other.group(1)} backend, and its "
+                f"optimizer state cannot be restored on {keras.backend.backend()}; continue it "
+                f"with KERAS_BACKEND={other.group(1)}."
+            ) from None
+    log.info("'%s' was trained on another Keras backend; loaded without its optimizer.", path)
+    return keras.saving.load_model(str(path), compile=False)
 
 
 class Run:

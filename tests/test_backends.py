@@ -463,6 +463,29 @@ def test_tensorboard_scalars_equal_the_history(kws):
     assert list(media.glob("events.out.tfevents.*")), "no confusion matrix / clips written"
 
 
+def test_a_run_trained_here_exports_on_tensorflow(kws, tmp_path):
+    """`seqkit export` needs TensorFlow: a run trained on JAX or torch (its model.keras names
+    that backend's optimizer class) is opened on TensorFlow in a fresh process, without its
+    optimizer, and exported; the export's check against the Keras model passes. The process
+    cannot import this backend's package, as on a machine that has only TensorFlow."""
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / f"{PACKAGE[BACKEND]}.py").write_text(
+        "raise ModuleNotFoundError('not on this machine')\n"
+    )
+    path = os.pathsep.join([str(block), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
+    out = tmp_path / "m.tflite"
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqkit", "export", str(kws["ref"]), "--format", "tflite",
+         "--streaming", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    diff = float(proc.stdout.split("max |export - keras| ")[1].split()[0])
+    assert diff <= 1e-5 and out.is_file()
+
+
 def test_evaluate_gives_the_training_numbers(kws, tmp_path):
     import shutil
 
