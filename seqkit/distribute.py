@@ -90,12 +90,13 @@ def _setup(spec):
                         f"data_parallel runs on the JAX backend; "
                         f"this is {backend} (set KERAS_BACKEND=jax, or use mirrored)",
                     )
-                ]  # fmt: skip
+                ]
             )
         import keras
 
         # Not set globally: keras.backend.clear_session() (seqkit calls it between models)
-        # forgets the global distribution. train() enters `scope` around building and fitting.
+        # forgets the global distribution. train() enters `scope` around building the model and
+        # `fit_scope` around fitting it.
         distribution = keras.distribution.DataParallel()
         devices = list(distribution.device_mesh.devices.flatten())
         log.info(
@@ -111,7 +112,7 @@ def _setup(spec):
                     f"{kind} is a tf.distribute strategy and needs the "
                     f"TensorFlow backend; this is {backend} (use data_parallel on JAX)",
                 )
-            ]  # fmt: skip
+            ]
         )
     import tensorflow as tf
 
@@ -153,7 +154,7 @@ def scope(strategy):
 def fit_scope(strategy):
     """Where ``fit`` runs: a Keras distribution (JAX's ``data_parallel``) must be in effect
     while batches are sharded; a ``tf.distribute`` model carries its strategy itself."""
-    if hasattr(strategy, "device_mesh"):  # keras.distribution.DataParallel (no public base)
+    if hasattr(strategy, "device_mesh"):  # a keras.distribution (no public base class)
         return strategy.scope()
     return contextlib.nullcontext()
 
@@ -242,7 +243,12 @@ def data_parallel_devices() -> int:
 
     if keras.backend.backend() != "jax":
         return 1
-    distribution = keras.distribution.distribution()
+    return _mesh_size(keras.distribution.distribution())
+
+
+def _mesh_size(distribution) -> int:
+    """The number of devices of a Keras distribution's mesh (1 for anything else: None, a
+    ``tf.distribute`` strategy)."""
     mesh = getattr(distribution, "device_mesh", None)
     return 1 if mesh is None else int(mesh.devices.size)
 
@@ -258,9 +264,8 @@ def even_rows(arrays, devices: int):
 
 def check_batch_size(strategy, batch_size: int) -> None:
     """``train.batch_size`` must split evenly over a ``data_parallel`` distribution's devices."""
-    mesh = getattr(strategy, "device_mesh", None)
-    if mesh is not None and batch_size % mesh.devices.size:
-        n = int(mesh.devices.size)
+    n = _mesh_size(strategy)
+    if batch_size % n:
         raise RecipeError(
             [
                 (
@@ -268,5 +273,5 @@ def check_batch_size(strategy, batch_size: int) -> None:
                     f"{batch_size} does not split evenly over the {n} devices "
                     f"of data_parallel; use a multiple of {n}",
                 )
-            ]  # fmt: skip
+            ]
         )

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .distribute import even_rows
+from .distribute import data_parallel_devices, even_rows
 from .errors import RunError
 
 log = logging.getLogger("seqkit")
@@ -337,8 +337,6 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
     ``fit`` call. The best model by ``task.monitor`` is saved atomically to RUN/model.keras.
     """
     import keras
-
-    from .distribute import data_parallel_devices
 
     progress = progress or Progress(task.mode)
     checkpointer = Checkpointer(run)

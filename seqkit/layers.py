@@ -45,6 +45,7 @@ backends.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
@@ -228,23 +229,19 @@ def _weight_gradients(d_a, d_ph, ZR, Hp, reset_after):
 
 
 _TF_COMPILED = {}
-_TF_HAS_GPU = []
 
 
-def use_sequence_scan_gpu() -> bool:
+@functools.cache
+def _tf_sees_gpu() -> bool:
     """Whether TensorFlow sees a GPU (asked once)."""
-    if not _TF_HAS_GPU:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        _TF_HAS_GPU.append(bool(tf.config.list_physical_devices("GPU")))
-    return _TF_HAS_GPU[0]
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def use_sequence_scan():
     """Whether ``GRU`` runs its sequences through the scans (see ``SEQUENCE_SCAN``)."""
-    if SEQUENCE_SCAN is not None:
-        return bool(SEQUENCE_SCAN)
-    return True
+    return SEQUENCE_SCAN is None or bool(SEQUENCE_SCAN)
 
 
 def _compiled(fn):
@@ -273,7 +270,7 @@ def _batch_parts(p) -> list:
         return [slice(None)]
     batch, k = p.shape[1], BATCH_SPLITS
     if k is None:
-        if use_sequence_scan_gpu():
+        if _tf_sees_gpu():
             k = 1
         else:
             cores = _cpu_count()

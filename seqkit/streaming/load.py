@@ -59,23 +59,20 @@ class ExportedStream:
                 "inputs. Export one with `seqkit export RUN --format tflite --streaming`."
             )
         self.exported, self.copies, self.dtype = exported, copies, np.float32
-        shape = exported.meta.get("input", {}).get("shape") or [None, None]
-        self.num_features = int(shape[-1])
+        self.num_features = int(exported.meta["input"]["shape"][-1])
         self._frames = np.zeros((copies, self.num_features), np.float32)
-        self.reset()
+        self._state = exported.initial_state(copies)  # ours, written in place
         self.num_outputs = int(np.shape(exported.step(self._frames, self._state)[0])[-1])
 
     def reset(self, k=slice(None)):
-        if not isinstance(k, slice) or k != slice(None):
-            for v in self._state.values():
-                v[k] = 0.0
-        else:
-            self._state = self.exported.initial_state(self.copies)
+        for v in self._state.values():
+            v[k] = 0.0
 
     def step(self, frame) -> np.ndarray:
         self._frames[:] = frame
         scores, state = self.exported.step(self._frames, self._state)
-        self._state = {n: np.array(v, np.float32) for n, v in state.items()}  # writable
+        for name, value in state.items():
+            self._state[name][...] = value
         return np.asarray(scores, np.float32)
 
 
@@ -124,10 +121,10 @@ def _load_exported_for_inference(path: Path) -> ExportedInferenceModel:
         )
     exported = load_exported(path)
     meta = exported.meta
-    if not isinstance(meta.get("recipe"), dict) or not meta.get("labels"):
+    if not isinstance(meta.get("recipe"), dict) or not meta.get("labels") or "input" not in meta:
         raise RunError(
-            f"'{sidecar}' has no recipe or no labels (written by `seqkit export` of a run "
-            "folder); export the run again."
+            f"'{sidecar}' has no recipe, labels or input shape (written by `seqkit export` of "
+            "a run folder); export the run again."
         )
     recipe = validate_dict(meta["recipe"], file=f"{sidecar} (key 'recipe')", build_layers=False)
     return ExportedInferenceModel(path, meta["labels"], make_pipeline(recipe), exported, recipe)
