@@ -57,7 +57,7 @@ if importlib.util.find_spec(PACKAGE[BACKEND]) is None:
     )
 
 import keras  # noqa: E402
-from conftest import tiny_recipe, write_recipe  # noqa: E402
+from conftest import numpy_gru, tiny_recipe, write_recipe  # noqa: E402
 
 import seqkit  # noqa: E402
 
@@ -232,34 +232,15 @@ def _gradients(cls, reset_after, go_backwards, masked):
     return {n: b - a for n, b, a in zip(names, before, layer.get_weights())}
 
 
-def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
 def _numpy_gru(reset_after, go_backwards, masked):
     """The equations in float64 (reset gate before the recurrent product, or after it);
     a masked step keeps the state and repeats the last output, as Keras does."""
     x, kernel, recurrent, bias, bias_after, _ = golden_inputs()
-    k = [kernel[:, i * U : (i + 1) * U].astype("float64") for i in range(3)]
-    u = [recurrent[:, i * U : (i + 1) * U].astype("float64") for i in range(3)]
-    ib, rb = (bias_after[0], bias_after[1]) if reset_after else (bias, np.zeros(3 * U))
-    ib = [ib[i * U : (i + 1) * U].astype("float64") for i in range(3)]
-    rb = [rb[i * U : (i + 1) * U].astype("float64") for i in range(3)]
-    h = np.zeros((B, U))
-    out = np.zeros((B, T, U))
-    for n, t in enumerate(range(T - 1, -1, -1) if go_backwards else range(T)):
-        xt = x[:, t].astype("float64")
-        z = _sigmoid(xt @ k[0] + ib[0] + h @ u[0] + rb[0])
-        r = _sigmoid(xt @ k[1] + ib[1] + h @ u[1] + rb[1])
-        if reset_after:
-            hh = np.tanh(xt @ k[2] + ib[2] + r * (h @ u[2] + rb[2]))
-        else:
-            hh = np.tanh(xt @ k[2] + ib[2] + (r * h) @ u[2])
-        new = z * h + (1 - z) * hh
-        keep = MASK[:, t][:, None] if masked else True
-        h = np.where(keep, new, h)
-        out[:, n] = h  # outputs in the order the layer produces them
-    return out
+    h = numpy_gru(
+        x, kernel, recurrent, bias_after if reset_after else bias, reset_after=reset_after,
+        go_backwards=go_backwards, mask=MASK if masked else None,
+    )["h"]  # fmt: skip
+    return h[:, ::-1] if go_backwards else h  # outputs in the order the layer produces them
 
 
 # --------------------------------------------------------------------------------------------

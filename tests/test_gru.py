@@ -26,6 +26,8 @@ from pathlib import Path  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import numpy_gru as _numpy_gru  # noqa: E402
+from conftest import sigmoid as _sigmoid  # noqa: E402
 from keras import initializers  # noqa: E402
 
 from seqkit import worked_example  # noqa: E402
@@ -70,44 +72,6 @@ def _random_weights(rng, input_dim, units, reset_after=False, use_bias=True):
 
 def _sequences(rng, batch=3, steps=7, features=5):
     return rng.normal(0.0, 1.0, (batch, steps, features)).astype("float32")
-
-
-def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def _numpy_gru(x, kernel, recurrent_kernel, bias, h0=None, reset_after=False, go_backwards=False):
-    """The documents' equations (and the reset-after variant) in float64 NumPy.
-
-    Returns dict r, z, hh, h, each (batch, time, units), indexed by input time step.
-    """
-    x = np.asarray(x, dtype="float64")
-    units = recurrent_kernel.shape[0]
-    k = [kernel[:, i * units : (i + 1) * units].astype("float64") for i in range(3)]
-    u = [recurrent_kernel[:, i * units : (i + 1) * units].astype("float64") for i in range(3)]
-    if bias is None:
-        ib = rb = np.zeros(3 * units)
-    elif reset_after:
-        ib, rb = bias[0].astype("float64"), bias[1].astype("float64")
-    else:
-        ib, rb = bias.astype("float64"), np.zeros(3 * units)
-    ib = [ib[i * units : (i + 1) * units] for i in range(3)]
-    rb = [rb[i * units : (i + 1) * units] for i in range(3)]
-    h = np.zeros((x.shape[0], units)) if h0 is None else np.asarray(h0, dtype="float64")
-    out = {key: [None] * x.shape[1] for key in ("r", "z", "hh", "h")}
-    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
-    for t in steps:
-        xt = x[:, t, :]
-        z = _sigmoid(xt @ k[0] + ib[0] + h @ u[0] + rb[0])
-        r = _sigmoid(xt @ k[1] + ib[1] + h @ u[1] + rb[1])
-        if reset_after:
-            hh = np.tanh(xt @ k[2] + ib[2] + r * (h @ u[2] + rb[2]))
-        else:
-            hh = np.tanh(xt @ k[2] + ib[2] + (r * h) @ u[2])
-        h = z * h + (1.0 - z) * hh
-        for key, value in (("r", r), ("z", z), ("hh", hh), ("h", h)):
-            out[key][t] = value
-    return {key: np.stack(v, axis=1) for key, v in out.items()}
 
 
 def _built(layer, input_shape):
