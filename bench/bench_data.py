@@ -267,7 +267,7 @@ def part2(recipe, epochs, cache_dir):
     import numpy as np
 
     from seqkit.recipe import validate_dict
-    from seqkit.train import build_model, make_task
+    from seqkit.build import build_model, make_task
 
     os.environ["SEQKIT_CACHE"] = str(cache_dir)
     keras.utils.set_random_seed(recipe.seed)

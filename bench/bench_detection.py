@@ -108,7 +108,8 @@ def main(argv=None):
     ap.add_argument("--copies", default="1,2,4,8", help="staggered states to try")
     args = ap.parse_args(argv)
 
-    from seqkit.streaming import Detector, detect, filler_labels, load_for_inference
+    from seqkit.speech.streaming import Detector, detect, filler_labels
+    from seqkit.inference import load_for_inference
 
     model = load_for_inference(args.run)
     sr = model.pipeline.sample_rate

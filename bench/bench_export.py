@@ -36,14 +36,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from seqkit.export import (  # noqa: E402
-    export_model,
-    load_exported,
-    streaming_model,
-    training_splits,
-)
+from seqkit.export import export_model, load_exported, streaming_model, training_splits
 from seqkit.export.load import _interpreter  # noqa: E402
-from seqkit.train import Run  # noqa: E402
+from seqkit.runs import Run  # noqa: E402
 
 
 def _raw_tflite_step(path: Path, frame0: np.ndarray):

@@ -8,7 +8,7 @@ with the process's peak resident memory under 4 GB?
    complete): one-second 16 kHz 16-bit WAVs, 12 labels (11 tone patterns and noise), in
    folders per label with Speech Commands file names (``<speaker>_nohash_<n>.wav``), so the
    ``folder`` source splits them 80/10/10 by speaker.
-2. In a child process, ``seqkit.train.train`` on a small recipe (load -> 1 s -> 40 log-mel
+2. In a child process, ``seqkit.training.trainer`` on a small recipe (load -> 1 s -> 40 log-mel
    bands, 25 ms / 10 ms: 101 x 40 per clip; a 32-unit GRU; batch 256; ``--epochs`` 2) with
    the on-disk feature cache in a fresh folder. Reported: peak resident memory of the
    training process (``ru_maxrss``, which counts the memory-mapped cache pages it touched)
@@ -133,7 +133,7 @@ def child(recipe_json: str, run_dir: str, only_load: bool) -> None:
     sampler = Sampler()
     sampler.start()
     from seqkit.recipe import validate_dict
-    from seqkit.tasks import KeywordSpotting
+    from seqkit.speech.task import KeywordSpotting
 
     recipe = validate_dict(json.loads(recipe_json))
     marks = {"epochs": []}
@@ -163,7 +163,7 @@ def child(recipe_json: str, run_dir: str, only_load: bool) -> None:
     if only_load:
         KeywordSpotting().load_data(recipe)
     else:
-        from seqkit.train import train
+        from seqkit.training.trainer import train
 
         train(recipe, run_dir=run_dir, verbose=0)
     total = time.time() - t0

@@ -77,7 +77,7 @@ def _gru_step(reset_after, form, rounds, calls):
     import tensorflow as tf
 
     from seqkit.layers import GRU
-    from seqkit.streaming import ModelStream
+    from seqkit.speech.streaming import ModelStream
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, 40)).astype(np.float32)
@@ -118,7 +118,7 @@ def frame_cost(name, pipeline, model, rounds, calls, copies=(1, 4)):
     """Per 10 ms frame: streaming (features + model) vs recomputing the last second."""
     import tensorflow as tf
 
-    from seqkit.streaming import FeatureStream, ModelStream, Streamer
+    from seqkit.speech.streaming import FeatureStream, ModelStream, Streamer
 
     sr = pipeline.sample_rate
     y = np.random.default_rng(2).normal(scale=0.1, size=sr * 30).astype(np.float32)
@@ -191,7 +191,7 @@ def main(argv=None):
         ),
     }
     if args.run:
-        from seqkit.streaming import load_for_inference
+        from seqkit.inference import load_for_inference
 
         run = load_for_inference(args.run)
         frames[args.run] = frame_cost(

@@ -5,15 +5,22 @@ Public API (importing ``seqkit`` is cheap; Keras is imported when a layer is fir
     from seqkit import GRU, GRUCell            # the documents' GRU
     from seqkit import LAYERS, FEATURES, SOURCES, TASKS
     from seqkit import load_recipe
-    from seqkit.train import train, Run     # train a recipe; read a run folder
+    from seqkit.training import train       # train a recipe
+    from seqkit.runs import Run              # read a run folder
+
+Module paths of seqkit 0.1 that moved (``seqkit.train``, ``seqkit.sources``, ...) still import:
+see ``seqkit.compat``.
 """
 
 from __future__ import annotations
 
+from . import compat
 from .errors import DataError, ParameterError, RecipeError, RegistryError, RunError, SeqkitError
 from .registry import FEATURES, LAYERS, SOURCES, TASKS
 
 __version__ = "0.1.0"
+
+compat.install()
 
 __all__ = [
     "FEATURES",

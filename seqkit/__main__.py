@@ -1,3 +1,5 @@
+"""``python -m seqkit``: the command line (``seqkit.cli``)."""
+
 from .cli import main
 
 if __name__ == "__main__":

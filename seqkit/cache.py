@@ -37,12 +37,16 @@ next written; delete the cache folder at any time to reclaim the space.
 Storage. Rows of one shape are one ``(N, ...)`` float32 ``.npy`` (``np.load(mmap_mode="r")``
 maps it); rows of different shapes (waveforms) are one flat array with their shapes in the
 meta. ``Rows`` is the picklable, lazily mapped view that batches read from.
+
+Why one module of ~620 lines: the file format, its writer, its verifying reader and the
+index of files are one on-disk format; split, each part would have to know the others' layout.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.metadata as md
 import json
 import logging
 import os
@@ -50,12 +54,13 @@ import sqlite3
 import struct
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
-from .extract import example_name, iter_features, report_skipped
+from .extract import default_workers, example_name, extract_features, iter_features, report_skipped
 
 log = logging.getLogger("seqkit")
 
@@ -121,7 +126,6 @@ def _state(obj, depth=0):
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
 
     out = {}
     for dist in ("librosa", "soxr"):
@@ -139,11 +143,10 @@ def pipeline_id(pipeline) -> str:
                   "versions": _versions()})  # fmt: skip
 
 
-def source_identity(recipe) -> str:
-    """The source settings of a recipe, plus the working folder (relative roots), as one id:
-    lists of the same identity replace each other in the cache."""
-    src = recipe.data.source
-    return _sha1({"type": src.type, "params": src.params, "cwd": os.getcwd()})
+def source_identity(source_type: str, params: dict) -> str:
+    """A data source's registry name and parameters, plus the working folder (relative roots),
+    as one id: lists of the same identity replace each other in the cache."""
+    return _sha1({"type": source_type, "params": params, "cwd": os.getcwd()})
 
 
 def example_key(ex, digest) -> str:
@@ -242,7 +245,6 @@ class FileIndex:
             else:
                 todo.append(i)
         if todo:
-            from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max(1, workers)) as pool:  # hashlib releases the GIL
                 for i, digest in zip(todo, pool.map(_hash_file, [paths[i] for i in todo])):
@@ -441,7 +443,7 @@ def _remove(npy: Path) -> None:
 class FeatureCache:
     """Features of example lists for one pipeline, stored under ``root`` (module docstring).
 
-    ``identity`` names the source settings (``source_identity(recipe)``): a newly built list
+    ``identity`` names the source settings (``source_identity``): a newly built list
     replaces older lists of the same identity. ``data_root`` is refused as a place for the
     cache, and anything inside it.
     """
@@ -456,7 +458,6 @@ class FeatureCache:
         self.workers = workers
 
     def _workers(self) -> int:
-        from .extract import default_workers
 
         return self.workers or default_workers()
 
@@ -499,7 +500,6 @@ class FeatureCache:
         return kept, rows, [str(getattr(examples[i], "path", "")) for i in sorted(skipped)]
 
     def _in_memory(self, examples, progress, why):
-        from .extract import extract_features
 
         log.warning("Feature cache unavailable (%s); features are kept in memory this run.", why)
         return extract_features(examples, self.pipeline, progress=progress, workers=self.workers)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from .errors import RunError
+from .layers import GRU
+from .runs import Run
 from .worked_example import WORKED_EXAMPLE, inputs, keras_weights, matrices
 
 # What the documents print for step 1, where it differs from their own equations.
@@ -93,9 +96,6 @@ def worked_example_text(check_layer: bool = True) -> str:
 
 
 def _layer_check(steps) -> str:
-    import keras  # noqa: F401
-
-    from .layers import GRU
 
     layer = GRU(WORKED_EXAMPLE["units"], return_sequences=True)
     layer.build((1, 3, 3))
@@ -114,9 +114,6 @@ def _layer_check(steps) -> str:
 
 def find_gru(model, layer_name=None):
     """Return the first seqkit GRU in ``model`` (or the one named), unwrapping Bidirectional."""
-    import keras
-
-    from .layers import GRU
 
     for layer in model.layers:
         inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
@@ -129,7 +126,6 @@ def find_gru(model, layer_name=None):
 
 def gate_activations_for(run, audio_path, layer_name=None):
     """Features of ``audio_path``, the GRU's gate activations over them, and the scores."""
-    import keras
 
     x = run.pipeline(audio_path)[None]
     model = run.model
@@ -142,12 +138,10 @@ def gate_activations_for(run, audio_path, layer_name=None):
 
 
 def plot_gates(run_dir, audio, out=None, layer_name=None) -> Path:
-    import matplotlib
+    import matplotlib  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .train import Run
+    import matplotlib.pyplot as plt  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     run = Run(run_dir)
     feats, gates, scores, name = gate_activations_for(run, audio, layer_name)

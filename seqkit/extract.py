@@ -14,8 +14,9 @@ rejects (``DataError``, ``ParameterError``) is a warning naming the file, never 
 
 Workers: all cores this process may use (``os.sched_getaffinity``), or ``SEQKIT_WORKERS``.
 Small jobs run in-process: the first examples are timed, and workers start only when the
-rest would take over ``PARALLEL_SECONDS`` in one process (starting a pool costs seconds). A progress bar goes to stderr when it is a terminal and seqkit's log level lets
-warnings through (``-q`` silences it).
+rest would take over ``PARALLEL_SECONDS`` in one process (starting a pool costs seconds).
+Progress: a ``progress(done, total)`` callback, by default the installed reporter's
+(``seqkit.progress``; this module draws nothing itself).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import time
 
 from .errors import DataError, ParameterError
+from .progress import counter as progress_counter
 
 log = logging.getLogger("seqkit")
 
@@ -270,44 +272,12 @@ def report_skipped(n_skipped: int, n_total: int) -> None:
         raise DataError("No usable audio: the data source listed no files.")
 
 
-# -- progress bar --------------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """``label  1234/5000 [#####.....] 25%  812/s  ETA 5s`` redrawn in place on ``stream``."""
-
-    def __init__(self, label: str, stream=None, min_interval: float = 0.2, width: int = 24):
-        self.label, self.stream = label, stream or sys.stderr
-        self.min_interval, self.width = min_interval, width
-        self.start = self.last = None
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.start is None:
-            self.start = self.last = now
-        finished = done >= total
-        if not finished and now - self.last < self.min_interval:
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * self.width)
-        rate = done / max(now - self.start, 1e-9)
-        eta = (total - done) / rate if rate > 0 else 0.0
-        tail = f"{rate:.0f}/s  " + ("done" if finished else f"ETA {eta:.0f}s")
-        self.stream.write(
-            f"\r{self.label}  {done}/{total} [{bar:<{self.width}}] {frac:4.0%}  {tail}   "
-        )
-        if finished:
-            self.stream.write("\n")
-        self.stream.flush()
+# -- progress ------------------------------------------------------------------------------------
 
 
 def default_progress(label: str = "features"):
-    """A ``ProgressBar`` on stderr when stderr is a terminal and seqkit is not quiet (``-q``
-    sets seqkit's log level to errors only); else ``None``."""
-    stream = sys.stderr
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        return None
-    if logging.getLogger("seqkit").getEffectiveLevel() > logging.WARNING:
-        return None
-    return ProgressBar(label, stream)
+    """The installed reporter's ``(done, total)`` counter for ``label`` (``seqkit.progress``),
+    or None when it draws nothing (the default; the ``seqkit`` command line installs one that
+    draws a bar on a terminal, none with ``-q``). Kept for callers of seqkit 0.1; new code
+    calls ``seqkit.progress.counter``."""
+    return progress_counter(label, unit="example")

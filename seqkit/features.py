@@ -14,13 +14,20 @@ The pipeline checks that each step accepts what the step before it produces, so 
 
 Compatible with librosa 0.11 and 1.0: keyword arguments only, soundfile for reading (no
 audioread), nothing that 1.0 removed.
+
+Why one module of ~650 lines: the feature steps and the pipeline that chains them are read
+together (each step declares what it accepts and produces); the streaming runtime mirrors them
+step by step (``seqkit.speech.streaming.features``).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
+import librosa
 import numpy as np
+import soundfile as sf
 
 from .errors import DataError, ParameterError, non_negative_number, positive_int, positive_number
 
@@ -150,7 +157,6 @@ class Load(FeatureStep):
     def read(self, path, offset=None, duration=None, name=None):
         """Read ``path`` (or ``duration`` seconds from ``offset``) as mono float32 at
         ``sample_rate``; DataError naming the file for anything that is not usable audio."""
-        import soundfile as sf
 
         name = name or str(path)
         try:
@@ -204,7 +210,6 @@ class Load(FeatureStep):
                 "raise max_seconds in the load step or cut the file."
             )
         if file_sr != self.sample_rate:
-            import librosa
 
             y = librosa.resample(
                 y, orig_sr=file_sr, target_sr=self.sample_rate, res_type=self.res_type
@@ -236,7 +241,6 @@ def _read_blocks(f, channels: int, want: int) -> np.ndarray:
 def _wav_claimed_frames(path) -> int:
     """Frames the ``data`` chunk of a WAV header claims (libsndfile clamps it to the file
     size and does not say); 0 for other formats or when the header cannot be parsed."""
-    import struct
 
     try:
         with open(path, "rb") as fh:
@@ -258,7 +262,6 @@ def _wav_claimed_frames(path) -> int:
 
 def _why(path, exc) -> str:
     """libsndfile's reason, made specific for the WAV header faults it reports vaguely."""
-    import struct
 
     text = str(exc)
     try:
@@ -299,7 +302,6 @@ class FixLength(FeatureStep):
         return self.samples if self.samples is not None else int(round(self.seconds * sr))
 
     def __call__(self, y, sr):
-        import librosa
 
         return librosa.util.fix_length(y, size=self.length(sr)).astype(np.float32)
 
@@ -415,7 +417,6 @@ class MelSpectrogram(FeatureStep):
         )
 
     def __call__(self, y, sr):
-        import librosa
 
         self._check_rate(sr)
         S = librosa.feature.melspectrogram(y=y, sr=sr, **self.mel_kwargs(sr))
@@ -431,7 +432,6 @@ class PowerToDb(FeatureStep):
         self.top_db = positive_number("top_db", top_db, allow_none=True)
 
     def __call__(self, S, sr):
-        import librosa
 
         out = librosa.power_to_db(S, ref=self.ref, amin=self.amin, top_db=self.top_db)
         return out.astype(np.float32)
@@ -532,7 +532,6 @@ class MFCC(FeatureStep):
         return self.mel.frame_params(sr)
 
     def __call__(self, x, sr):
-        import librosa
 
         kw = dict(n_mfcc=self.n_mfcc, dct_type=self.dct_type, norm=self.norm, lifter=self.lifter)
         if x.ndim == 1:  # audio
@@ -565,7 +564,6 @@ class Deltas(FeatureStep):
             raise ParameterError(f"`width` must be an odd integer >= 3; received {width!r}.")
 
     def __call__(self, x, sr):
-        import librosa
 
         if x.shape[0] < self.width:
             raise ParameterError(
@@ -633,7 +631,6 @@ class FeaturePipeline:
         """Run the steps after ``load`` on a waveform already in memory (resampled if needed)."""
         first = self.steps[0]
         if isinstance(first, Load) and sr != first.sample_rate:
-            import librosa
 
             y = librosa.resample(
                 np.asarray(y, dtype=np.float32),

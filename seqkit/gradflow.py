@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from .errors import ParameterError
@@ -42,7 +43,6 @@ class GradientFlow:
 
 
 def _recurrent_index(model) -> int:
-    import keras
 
     for i, layer in enumerate(model.layers):
         if isinstance(layer, keras.layers.Bidirectional):
@@ -64,8 +64,7 @@ def _recurrent_index(model) -> int:
 
 
 def _per_example_loss(model, y, pred):
-    import keras
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     fn = keras.losses.get(model.loss)
     if fn is None:
@@ -87,8 +86,7 @@ def _forward(model, x, y, index, watch=None, perturb=None):
     ``watch``: a GradientTape on which each hidden state is watched; the states are returned.
     ``perturb``: ``{t: array (batch, units)}`` added to ``h_t`` (for finite differences).
     """
-    import keras
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     h = tf.convert_to_tensor(x, dtype=keras.backend.standardize_dtype(model.compute_dtype))
     for layer in model.layers[:index]:
@@ -127,14 +125,13 @@ def state_gradients(model, x, y, check: bool = True, keep: bool = False) -> Grad
     targets. With ``check`` the unrolled forward pass is compared with ``model(x)`` first;
     with ``keep`` the gradients themselves are returned too.
     """
-    import keras
 
     if keras.backend.backend() != "tensorflow":
         raise ParameterError(
             "Gradient-flow diagnostics need the TensorFlow backend "
             f"(KERAS_BACKEND=tensorflow); this process runs '{keras.backend.backend()}'."
         )
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     x = np.asarray(x, dtype=keras.backend.standardize_dtype(model.compute_dtype))
     if x.ndim != 3:
@@ -168,10 +165,10 @@ def plot_gradients(panels: dict, path, title: str = "", columns: int | None = No
 
     Panels fill a grid of ``columns`` (default: all in one row); log-scale y, time step on x.
     """
-    import matplotlib
+    import matplotlib  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     n = max(1, len(panels))
     cols = max(1, min(columns or n, n))

@@ -41,6 +41,9 @@ carries its state in the compute dtype.)
 Only public ``keras`` / ``keras.ops`` APIs are used (and, on the TensorFlow backend only,
 TensorFlow's own public loop and XLA API), so the layer runs on the TensorFlow, JAX and torch
 backends.
+
+Why one module of ~650 lines: the GRU's cell, layer, compiled scans and batch splitting are
+one layer; each path must compute the same equations, and they are read and tested together.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def _tf_scan(step, carry, xs, reverse, ys_dims):
     """``keras.ops.scan`` for TensorFlow: a ``tf.while_loop`` that writes its outputs to
     TensorArrays and indexes its inputs (Keras' TF scan re-reads and re-writes its carry through
     TensorArrays at every step and requires outputs shaped like the carry)."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     n = xs[0].shape[0]
     if n is None:
@@ -234,7 +237,7 @@ _TF_COMPILED = {}
 @functools.cache
 def _tf_sees_gpu() -> bool:
     """Whether TensorFlow sees a GPU (asked once)."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     return bool(tf.config.list_physical_devices("GPU"))
 
@@ -248,7 +251,7 @@ def _compiled(fn):
     """``fn`` as an XLA-compiled ``tf.function`` when tracing on TensorFlow, else ``fn``."""
     if not TF_XLA or keras.backend.backend() != "tensorflow":
         return fn
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     if tf.executing_eagerly():  # a compilation per new shape would cost more than it saves
         return fn
@@ -264,7 +267,7 @@ def _batch_parts(p) -> list:
     the whole step into one program and torch runs eagerly, so a split would only add work."""
     if keras.backend.backend() != "tensorflow" or not TF_XLA:
         return [slice(None)]
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     if tf.executing_eagerly():
         return [slice(None)]

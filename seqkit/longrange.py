@@ -39,9 +39,9 @@ import math
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, RecipeError
 from .registry import SOURCES
-from .tasks import SPLITS, Split, Task, TaskData
+from .tasks import SPLITS, Outline, Parts, Settings, Split, Task, TaskData
 
 LEARN_RATIO = 0.1
 _SPLIT_STREAM = {"train": 0, "validation": 1, "test": 2}
@@ -207,20 +207,15 @@ class _SequenceTask(Task):
     def __init__(self):
         self._source = None
 
-    def _source_class(self, recipe):
-        return SOURCES.get(recipe.data.source.type)
+    def _use_source(self, source):
+        self._source = source
+        return source
 
-    def _make_source(self, recipe):
-        if self._source is None or self._source[0] is not recipe.data.source:
-            source = self._source_class(recipe)(**recipe.data.source.params)
-            self._source = (recipe.data.source, source)
-        return self._source[1]
-
-    def check_recipe(self, recipe) -> list[tuple[str, str]]:
+    def check(self, outline: Outline, source) -> list[tuple[str, str]]:
         problems = []
         name = type(self).__name__
         task_name = f"sequence_{self.source_kind}"
-        if recipe.features:
+        if outline.features:
             problems.append(
                 (
                     "features",
@@ -228,7 +223,7 @@ class _SequenceTask(Task):
                     "remove the `features` steps",
                 )
             )
-        cls = self._source_class(recipe)
+        cls = type(source)
         kind = getattr(cls, "kind", None)
         if not callable(getattr(cls, "arrays", None)) or kind != self.source_kind:
             fitting = [
@@ -242,20 +237,20 @@ class _SequenceTask(Task):
                     "data.source.type",
                     f"the {task_name} task ({name}) needs a generated {self.source_kind} "
                     f"sequence source such as {', '.join(fitting)}; received "
-                    f"'{recipe.data.source.type}'",
+                    f"'{outline.source}'",
                 )
             )
             return problems
-        self._make_source(recipe)
+        self._use_source(source)
         return problems
 
     def dummy_input_shape(self) -> tuple:
         if self._source is None:
             return (10, 2)
-        return tuple(self._source[1].input_shape)
+        return tuple(self._source.input_shape)
 
-    def load_data(self, recipe, progress=None) -> TaskData:
-        source = self._make_source(recipe)
+    def load_data(self, parts: Parts, settings: Settings, progress=None) -> TaskData:
+        source = self._use_source(parts.source)
         splits = {}
         for split in SPLITS:
             if source.sizes[split] == 0:
@@ -279,10 +274,9 @@ class SequenceRegression(_SequenceTask):
     source_kind = "regression"
 
     def head(self, x, info: dict):
-        import keras
+        import keras  # Keras (~3 s with its backend): not for the commands that never build a model
 
         if len(x.shape) != 2:
-            from .errors import RecipeError
 
             raise RecipeError(
                 [
@@ -342,21 +336,19 @@ class SequenceClassification(_SequenceTask):
     def needs_sequences(self) -> bool:
         return self.per_step
 
-    def _make_source(self, recipe):
-        source = super()._make_source(recipe)
+    def _use_source(self, source):
         self.per_step = bool(getattr(source, "targets_per_step", False))
-        return source
+        return super()._use_source(source)
 
     def dummy_info(self) -> dict:
         if self._source is None:
             return {"classes": 2}
-        return self._source[1].info()
+        return self._source.info()
 
     def head(self, x, info: dict):
-        import keras
+        import keras  # Keras (~3 s with its backend): not for the commands that never build a model
 
         if len(x.shape) != (3 if self.per_step else 2):
-            from .errors import RecipeError
 
             want = "a sequence" if self.per_step else "its final state"
             raise RecipeError(

@@ -16,10 +16,20 @@
 
 Loading is ``yaml.safe_load`` only: no Python tags, no import paths -- components are registry
 names; files over 1 MB, alias bombs and deep nesting are refused in bounded time and memory
-(``read_yaml``, ``_UniqueKeyLoader``). The schema is pydantic with unknown keys forbidden; every ``{type: NAME, ...}`` step's
-parameters are checked against the component's signature, then the component is built once so
-that its own checks (``units`` > 0, ``hop_length`` <= ``n_fft``) run at validation time. All
-problems are reported together, each as ``FILE: dotted.path: message``.
+(``read_yaml``, ``_UniqueKeyLoader``). The schema is pydantic with unknown keys forbidden; every
+``{type: NAME, ...}`` step's parameters are checked against the component's signature, then the
+component is built once so that its own checks (``units`` > 0, ``hop_length`` <= ``n_fft``) run
+at validation time. All problems are reported together, each as ``FILE: dotted.path: message``.
+
+The components built while checking are kept with the validated recipe (``Recipe.checked``,
+keyed by dotted path), so that ``seqkit.build`` assembles them instead of building them again:
+a recipe is resolved once. How the pieces fit together -- the feature chain, the layers on the
+task's input, a dry run on a synthetic clip -- is ``seqkit.build``'s check, not this module's:
+this one knows the schema and the registries, nothing above them.
+
+Why one module of ~660 lines: the schema, the per-component checks and ``--set`` overrides are
+one validation story with one set of dotted paths and messages (YAML reading is
+``seqkit.safe_yaml``).
 """
 
 from __future__ import annotations
@@ -32,10 +42,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from .errors import RecipeError, RegistryError, SeqkitError, did_you_mean
 from .registry import AUGMENTATIONS, FEATURES, LAYERS, SOURCES, TASKS
+from .safe_yaml import Refused, parse_yaml, read_yaml, yaml_problem
 
 # Keys of a layer step that seqkit's model builder handles itself (not passed to the layer).
 LAYER_WRAPPER_KEYS = ("bidirectional",)
@@ -126,6 +137,18 @@ class Recipe(Strict):
     model: ModelSpec
     task: Step
     train: TrainSpec = TrainSpec()
+    # The components built while validating, by dotted path ("data.source", "features[0]",
+    # "model.layers[1]", ...): ``seqkit.build`` takes them instead of building them again.
+    _checked: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def checked(self) -> dict[str, Any]:
+        return self._checked
+
+    def __eq__(self, other) -> bool:  # the recipe's values, not the objects built to check them
+        if not isinstance(other, Recipe):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
@@ -237,7 +260,7 @@ def signature_params(obj) -> tuple[list[str], bool]:
 def _is_keras_layer(obj) -> bool:
     if not isinstance(obj, type):
         return False
-    import keras
+    import keras  # Keras (~3 s with its backend): not for the commands that never build a model
 
     return issubclass(obj, keras.layers.Layer)
 
@@ -291,7 +314,6 @@ def param_types(registry, obj) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=256)
 def _adapter(annotation):
-    from pydantic import TypeAdapter
 
     return TypeAdapter(annotation)
 
@@ -336,8 +358,14 @@ def _type_problems(registry, obj, params, path) -> list[tuple[str, str]]:
     return problems
 
 
-def check_step(registry, step: Step, path: str, build: bool = True) -> list[tuple[str, str]]:
-    """Problems of one ``{type: ...}`` step: unknown name, unknown parameters, bad values."""
+def check_step(
+    registry, step: Step, path: str, build: bool = True, checked: dict | None = None
+) -> list[tuple[str, str]]:
+    """Problems of one ``{type: ...}`` step: unknown name, unknown parameters, bad values.
+
+    With ``build``, the component is built with its parameters (its own checks run); when that
+    succeeds and ``checked`` is given, the object is kept there under ``path``.
+    """
     try:
         obj = registry.get(step.type)
     except RegistryError as exc:
@@ -359,9 +387,24 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
     problems += _type_problems(registry, obj, params, path)
     if problems or not build:
         return problems
-    kwargs = {k: v for k, v in params.items() if k not in LAYER_WRAPPER_KEYS}
+    built, more = construct(registry, step, path, obj)
+    if built is not None and checked is not None:
+        checked[path] = built
+    return more
+
+
+def construct(
+    registry, step: Step, path: str, cls=None, extra: dict | None = None
+) -> tuple[Any, list[tuple[str, str]]]:
+    """``(object, [])`` built from a step's parameters (and ``extra`` ones), or ``(None,
+    problems)`` when its own checks refuse them (the message names the parameter:
+    ``model.layers[0].units: ...``)."""
+    obj = cls if cls is not None else registry.get(step.type)
+    problems: list[tuple[str, str]] = []
+    kwargs = {k: v for k, v in step.params.items() if k not in LAYER_WRAPPER_KEYS}
+    kwargs.update(extra or {})
     try:
-        obj(**kwargs)
+        return obj(**kwargs), problems
     except (ValueError, TypeError, KeyError, SeqkitError) as exc:
         suffix, text = param_message(exc, kwargs)
         problems.append((f"{path}{suffix}", text))
@@ -376,7 +419,7 @@ def check_step(registry, step: Step, path: str, build: bool = True) -> list[tupl
                 f"{type(exc).__name__}: {exc}",
             )
         )
-    return problems
+    return None, problems
 
 
 def _as_step(raw) -> Step | None:
@@ -394,41 +437,39 @@ def _get(doc, *keys):
     return doc
 
 
-def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, str]]:
-    """Problems of every ``{type: ...}`` step of a recipe dict, valid against the schema or not.
+def check_components(
+    doc: dict, build_layers: bool = True, checked: dict | None = None
+) -> list[tuple[str, str]]:
+    """Problems of every ``{type: ...}`` step of a recipe dict, valid against the schema or not;
+    the components built on the way are kept in ``checked`` (by dotted path).
 
     Working on the raw dict lets schema problems and component problems be reported together.
     """
     problems = []
     source = _as_step(_get(doc, "data", "source"))
     if source is not None:
-        problems += check_step(SOURCES, source, "data.source")
+        problems += check_step(SOURCES, source, "data.source", checked=checked)
     raw_features = doc.get("features") if isinstance(doc.get("features"), list) else []
-    features = [_as_step(raw) for raw in raw_features]
-    for i, step in enumerate(features):
+    for i, raw in enumerate(raw_features):
+        step = _as_step(raw)
         if step is not None:
-            problems += check_step(FEATURES, step, f"features[{i}]")
-    if features and all(features) and not any(p.startswith("features") for p, _ in problems):
-        from .features import chain_problems
-
-        steps = [FEATURES.get(s.type)(**s.params) for s in features]
-        problems += [
-            (f"features[{i}]", m) for i, m in chain_problems(steps, [s.type for s in features])
-        ]
+            problems += check_step(FEATURES, step, f"features[{i}]", checked=checked)
     raw_augment = _get(doc, "data", "augment")
     for i, raw in enumerate(raw_augment if isinstance(raw_augment, list) else []):
         step = _as_step(raw)
         if step is not None:
-            problems += check_step(AUGMENTATIONS, step, f"data.augment[{i}]")
+            problems += check_step(AUGMENTATIONS, step, f"data.augment[{i}]", checked=checked)
     raw_layers = _get(doc, "model", "layers")
     for i, raw in enumerate(raw_layers if isinstance(raw_layers, list) else []):
         step = _as_step(raw)
         if step is None:
             continue
-        problems += check_step(LAYERS, step, f"model.layers[{i}]", build=build_layers)
+        problems += check_step(
+            LAYERS, step, f"model.layers[{i}]", build=build_layers, checked=checked
+        )
     task = _as_step(doc.get("task"))
     if task is not None:
-        problems += check_step(TASKS, task, "task")
+        problems += check_step(TASKS, task, "task", checked=checked)
         if (
             task.type in TASKS
             and getattr(TASKS.get(task.type), "uses_audio_features", False)
@@ -450,255 +491,6 @@ def check_components(doc: dict, build_layers: bool = True) -> list[tuple[str, st
 
 
 # -- loading -------------------------------------------------------------------------------------
-
-# Limits of the YAML loader. A real recipe is a few KB, under ten levels deep and a few hundred
-# values; these bounds keep a hostile file's cost (time and memory) small without ever getting
-# in the way of a real one.
-MAX_RECIPE_BYTES = 1_000_000  # file size
-MAX_DEPTH = 50  # nested lists and mappings, aliases expanded
-MAX_VALUES = 100_000  # values (scalars, lists, mappings) in the document, aliases expanded
-MAX_NUMBER_CHARS = 100  # characters of one integer (Python refuses to print > 4300 digits)
-
-_YAML = "tag:yaml.org,2002:"
-# The only types a recipe holds: what JSON holds, plus the ``<<`` merge key.
-_PLAIN_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
-
-
-class _Refused(yaml.MarkedYAMLError):
-    """A document the loader refuses before building anything: too large, too deep, or a tag."""
-
-
-class _LimitError(_Refused):
-    """Too large, too deep, or too many aliases (``problem`` starts with which one)."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` for recipes: plain data only, bounded cost, no key given twice.
-
-    * Only plain YAML types are built (strings, numbers, booleans, null, lists, mappings, ``<<``
-      merges). Any other tag -- ``!!python/object/apply:...``, ``!!python/name:...``, ``!!binary``,
-      ``!!timestamp``, ``!local`` -- is refused when the parser reaches it, before anything is
-      built. Unquoted dates (``2024-01-01``) and ``=`` stay strings.
-    * Nesting deeper than ``MAX_DEPTH``, more than ``MAX_VALUES`` values once aliases are
-      expanded (the "billion laughs" bomb: each alias is counted at its expanded size, in
-      constant time), an alias inside the node it names, and integers longer than
-      ``MAX_NUMBER_CHARS`` characters are refused as soon as they are seen.
-    * A key given twice in one mapping is refused (YAML would keep the second silently).
-    """
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag in _PLAIN_TAGS]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._depth = 0
-        self._values = 0
-        self._aliased = False
-        self._sizes: dict = {}  # composed node -> (values, depth), aliases expanded
-
-    def _count(self, values: int, depth: int, mark, alias: str | None = None) -> None:
-        self._values += values
-        self._aliased = self._aliased or alias is not None
-        if depth > MAX_DEPTH:
-            via = f" (through alias *{alias})" if alias else ""
-            raise _LimitError(
-                None,
-                None,
-                f"too deep: lists and mappings nest more than {MAX_DEPTH} levels{via}; "
-                "a recipe needs a handful",
-                mark,
-            )
-        if self._values > MAX_VALUES:
-            what, hint = (
-                ("too many aliases: expanding them gives", "write the values out, or use fewer")
-                if self._aliased
-                else ("too large: the document holds", "is this the right file?")
-            )
-            raise _LimitError(
-                None,
-                None,
-                f"{what} more than {MAX_VALUES} values; a recipe needs a few hundred ({hint})",
-                mark,
-            )
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            target = self.anchors.get(event.anchor)
-            if target is not None:  # (an undefined alias is the composer's own error)
-                if target not in self._sizes:
-                    raise _LimitError(
-                        None,
-                        None,
-                        f"too many aliases: *{event.anchor} is used inside the node it names, "
-                        "which would repeat without end",
-                        event.start_mark,
-                    )
-                values, depth = self._sizes[target]
-                self._count(values, self._depth + depth, event.start_mark, alias=event.anchor)
-            return super().compose_node(parent, index)
-        tag = getattr(event, "tag", None)
-        if tag not in (None, "!") and tag not in _PLAIN_TAGS:
-            raise _Refused(
-                None,
-                None,
-                f"could not determine a constructor for the tag "
-                f"'{tag.replace(_YAML, '!!')}': a recipe holds plain values only (strings, "
-                "numbers, true/false, null, lists, mappings), never Python objects; "
-                "remove the tag",
-                event.start_mark,
-            )
-        self._depth += 1
-        try:
-            self._count(1, self._depth, event.start_mark)
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if isinstance(node, yaml.ScalarNode):
-            children = []
-            try:
-                node.value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise _Refused(
-                    None,
-                    None,
-                    f"not text: {node.value[exc.start : exc.end]!r} is half of a UTF-16 "
-                    "surrogate pair; write the character itself",
-                    node.start_mark,
-                ) from None
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
-        else:
-            children = [n for pair in node.value for n in pair]
-        sizes = [self._sizes[child] for child in children]
-        self._sizes[node] = (
-            1 + sum(v for v, _ in sizes),
-            1 + max((d for _, d in sizes), default=0),
-        )
-        return node
-
-    def construct_object(self, node, deep=False):
-        try:
-            return super().construct_object(node, deep=deep)
-        except yaml.YAMLError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            # An explicit tag on text it does not fit: `!!int abc`, `!!bool maybe`, `!!int ''`.
-            tag = node.tag.replace(_YAML, "!!")
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value!r} cannot be read as {tag}", node.start_mark
-            ) from exc
-
-    def construct_yaml_int(self, node):
-        if len(node.value) > MAX_NUMBER_CHARS:
-            raise _LimitError(
-                None,
-                None,
-                f"too large: an integer written with {len(node.value)} characters (at most "
-                f"{MAX_NUMBER_CHARS}); no recipe setting takes one",
-                node.start_mark,
-            )
-        return super().construct_yaml_int(node)
-
-    def construct_mapping(self, node, deep=False):
-        seen = {}
-        for key_node, _ in node.value:
-            if key_node.tag == _YAML + "merge":
-                continue  # `<<: *base` -- its keys may be overridden here, that is its point
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"key '{key}' appears twice in one mapping (first at line "
-                    f"{seen[key] + 1}); the second would silently replace the first",
-                    key_node.start_mark,
-                )
-            if isinstance(key, str):
-                seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(_YAML + "int", _UniqueKeyLoader.construct_yaml_int)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """``line L, column C: problem`` of a YAML error (refusals without "not valid YAML")."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return (
-        f"{where}{problem}" if isinstance(exc, _LimitError) else f"not valid YAML: {where}{problem}"
-    )
-
-
-def parse_yaml(text: str) -> Any:
-    """Plain data from YAML text, with ``_UniqueKeyLoader``'s limits; raises ``yaml.YAMLError``."""
-    try:
-        loader = _UniqueKeyLoader(text)  # checks every character first
-    except yaml.reader.ReaderError as exc:  # a control character: it has a position, no line
-        line = text.count("\n", 0, exc.position)
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1)
-        mark = yaml.Mark("<recipe>", exc.position, line, column, None, None)
-        raise yaml.MarkedYAMLError(
-            problem=f"character #x{exc.character:04x} is not allowed (a control character); "
-            "remove it",
-            problem_mark=mark,
-        ) from exc
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Read a recipe file as plain data; a file that cannot be one raises RecipeError.
-
-    Safe on hostile files, in bounded time and memory: files over ``MAX_RECIPE_BYTES`` (1 MB)
-    are refused unread ("too large"); nesting deeper than ``MAX_DEPTH`` ("too deep"), more than
-    ``MAX_VALUES`` values once aliases are expanded ("too many aliases", the "billion laughs"),
-    and any tag other than plain YAML types (``!!python/...``: nothing is constructed, nothing
-    runs) are refused as the parser meets them, with the line. See ``_UniqueKeyLoader``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError([("", "recipe file not found")], file=str(path))
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_RECIPE_BYTES + 1)
-        if len(data) > MAX_RECIPE_BYTES:
-            raise RecipeError(
-                [
-                    (
-                        "",
-                        f"too large: {path.stat().st_size:,} bytes (at most "
-                        f"{MAX_RECIPE_BYTES:,}); a recipe is a few KB -- is this the right file?",
-                    )
-                ],
-                file=str(path),
-            )
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start)
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1)
-        raise RecipeError(
-            [
-                (
-                    "",
-                    f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line + 1}, column "
-                    f"{column + 1}; save the recipe as UTF-8",
-                )
-            ],
-            file=str(path),
-        ) from exc
-    except OSError as exc:
-        raise RecipeError([("", f"cannot be read ({exc})")], file=str(path)) from exc
-    try:
-        return parse_yaml(text)
-    except yaml.YAMLError as exc:
-        raise RecipeError([("", _yaml_problem(exc))], file=str(path)) from exc
 
 
 def _schema_leaves(cls=None, prefix="") -> list[str]:
@@ -801,8 +593,8 @@ def parse_overrides(items: list[str], file: str | None = None) -> list[tuple[str
             raise RecipeError([("--set", f"expected KEY=VALUE; received {item!r}")], file=file)
         try:
             value = parse_yaml(raw) if raw.strip() else ""
-        except _Refused as exc:  # a tag, a bomb: refused, not taken as text
-            raise RecipeError([(set_label(key.strip()), _yaml_problem(exc))], file=file) from exc
+        except Refused as exc:  # a tag, a bomb: refused, not taken as text
+            raise RecipeError([(set_label(key.strip()), yaml_problem(exc))], file=file) from exc
         except yaml.YAMLError:
             value = raw
         out.append((key.strip(), value))
@@ -821,15 +613,16 @@ def validate_dict(doc: Any, file: str | None = None, build_layers: bool = True) 
             ],
             file=file,
         )
-    recipe, problems = None, []
+    recipe, problems, checked = None, [], {}
     try:
         recipe = Recipe.model_validate(doc)
     except ValidationError as exc:
         problems = _pydantic_problems(exc)
     seen = {path for path, _ in problems}
-    problems += [p for p in check_components(doc, build_layers) if p[0] not in seen]
+    problems += [p for p in check_components(doc, build_layers, checked) if p[0] not in seen]
     if problems:
         raise RecipeError(problems, file=file)
+    recipe._checked.update(checked)
     return recipe
 
 

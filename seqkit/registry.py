@@ -37,7 +37,6 @@ Policies:
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
 import os
 from collections.abc import Callable
@@ -80,7 +79,7 @@ def _what(obj: Any) -> str:
 
 def keras_layer_class(obj: Any) -> str | None:
     """``Registry.check`` of layers: None for a Keras Layer subclass, else what is wrong."""
-    import keras
+    import keras  # Keras (~3 s with its backend): not for the commands that never build a model
 
     if isinstance(obj, type) and issubclass(obj, keras.layers.Layer):
         return None
@@ -142,7 +141,7 @@ def _make_serializable(obj: Any, package: str) -> None:
     own name; others are registered under their distribution's (or module's) name, so a saved
     ``.keras`` model that uses them reloads once the registry has imported them.
     """
-    import keras
+    import keras  # Keras (~3 s with its backend): not for the commands that never build a model
 
     if not (isinstance(obj, type) and issubclass(obj, keras.layers.Layer)):
         return
@@ -219,6 +218,8 @@ class Registry:
             log.info("%s is set: %s plugins are not loaded.", DISABLE_PLUGINS_ENV, self.kind)
             return
         try:
+            import importlib.metadata  # 30-35 ms: only when a name is looked up, not at start-up
+
             eps = importlib.metadata.entry_points(group=self.group)
         except Exception as exc:  # broken metadata must not break the toolkit
             log.warning("Could not list entry points of group %s: %s", self.group, exc)
@@ -349,17 +350,17 @@ SOURCES = Registry(
     "data source",
     "seqkit.sources",
     {
-        "folder": "seqkit.data:FolderSource",
-        "synthetic_tones": "seqkit.data:SyntheticTones",
-        "speech_commands": "seqkit.sources:SpeechCommands",
-        "filename_pattern": "seqkit.sources:FilenamePattern",
-        "manifest": "seqkit.sources:Manifest",
-        "synthetic_speech": "seqkit.synth:SyntheticSpeech",
+        "folder": "seqkit.speech.sources.folder:FolderSource",
+        "synthetic_tones": "seqkit.speech.sources.tones:SyntheticTones",
+        "speech_commands": "seqkit.speech.sources.speech_commands:SpeechCommands",
+        "filename_pattern": "seqkit.speech.sources.pattern:FilenamePattern",
+        "manifest": "seqkit.speech.sources.manifest:Manifest",
+        "synthetic_speech": "seqkit.speech.sources.synthetic:SyntheticSpeech",
         "pianoroll_pickle": "seqkit.music.sources:PianoRollPickle",
         "pianoroll_npz": "seqkit.music.sources:PianoRollNpz",
         "midi_folder": "seqkit.music.sources:MidiFolder",
-        "music21_corpus": "seqkit.music.sources:Music21Corpus",
-        "audio_folder": "seqkit.music.sources:AudioFolder",
+        "music21_corpus": "seqkit.music.scores:Music21Corpus",
+        "audio_folder": "seqkit.music.recordings:AudioFolder",
         "adding_problem": "seqkit.longrange:AddingProblem",
         "copy_memory": "seqkit.longrange:CopyMemory",
     },
@@ -369,9 +370,9 @@ TASKS = Registry(
     "task",
     "seqkit.tasks",
     {
-        "kws": "seqkit.tasks:KeywordSpotting",
-        "polyphonic": "seqkit.music.tasks:Polyphonic",
-        "melody": "seqkit.music.tasks:Melody",
+        "kws": "seqkit.speech.task:KeywordSpotting",
+        "polyphonic": "seqkit.music.task:Polyphonic",
+        "melody": "seqkit.music.melody:Melody",
         "sequence_regression": "seqkit.longrange:SequenceRegression",
         "sequence_classification": "seqkit.longrange:SequenceClassification",
     },
@@ -382,11 +383,11 @@ AUGMENTATIONS = Registry(
     "augmentation",
     "seqkit.augmentations",
     {
-        "time_shift": "seqkit.augment:TimeShift",
-        "background_noise": "seqkit.augment:BackgroundNoise",
-        "gain": "seqkit.augment:Gain",
-        "speed": "seqkit.augment:Speed",
-        "spec_augment": "seqkit.augment:SpecAugment",
+        "time_shift": "seqkit.speech.augment:TimeShift",
+        "background_noise": "seqkit.speech.augment:BackgroundNoise",
+        "gain": "seqkit.speech.augment:Gain",
+        "speed": "seqkit.speech.augment:Speed",
+        "spec_augment": "seqkit.speech.augment:SpecAugment",
     },
     check=component_class,
 )

@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from seqkit.data import Example, FolderSource
+from seqkit.data import Example
 from seqkit.errors import DataError
 from seqkit.extract import extract_features
 from seqkit.features import FeaturePipeline, FixLength, Load, LogMel
-from seqkit.sources import FilenamePattern, Manifest, SpeechCommands
+from seqkit.speech.sources.folder import FolderSource
+from seqkit.speech.sources.manifest import Manifest
+from seqkit.speech.sources.pattern import FilenamePattern
+from seqkit.speech.sources.speech_commands import SpeechCommands
 
 
 def tree_digest(root: Path) -> str:

@@ -1,4 +1,4 @@
-"""Training-only augmentation (seqkit.augment): each augmentation's effect measured, parameter
+"""Training-only augmentation (seqkit.speech.augment): each augmentation's effect measured, parameter
 checks, seeded batches (same seed, same batches), and a recipe that trains with all of them."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import pytest
 import soundfile as sf
 from conftest import tiny_recipe
 
-from seqkit.augment import (
+from seqkit.errors import ParameterError, RecipeError
+from seqkit.recipe import Step, validate_dict
+from seqkit.speech.augment import (
     BackgroundNoise,
     BatchMaker,
     Gain,
@@ -20,8 +22,6 @@ from seqkit.augment import (
     build_augmentations,
     train_batches,
 )
-from seqkit.errors import ParameterError, RecipeError
-from seqkit.recipe import Step, validate_dict
 
 SR = 16000
 
@@ -295,7 +295,7 @@ def test_no_augmentation_gives_the_rows(clips):
 def test_train_batches_follow_set_epoch_and_skip_and_survive_pickling(clips):
     m, _ = maker(clips, seed=6)
     ds = train_batches(m)
-    assert type(ds).__module__ == "seqkit.augment" and type(ds).__name__ == "TrainBatches"
+    assert type(ds).__module__ == "seqkit.speech.augment" and type(ds).__name__ == "TrainBatches"
     ds.set_epoch(1, skip_batches=1)
     assert len(ds) == 2
     np.testing.assert_array_equal(ds[0][0], m.batch(1, 1)[0])
@@ -312,7 +312,7 @@ def test_train_batches_follow_set_epoch_and_skip_and_survive_pickling(clips):
 def test_a_recipe_trains_with_every_augmentation(tmp_path, monkeypatch):
     import json
 
-    from seqkit.train import train
+    from seqkit.training import train
 
     monkeypatch.setenv("SEQKIT_CACHE", str(tmp_path / "cache"))
     doc = tiny_recipe(tmp_path / "data", epochs=1)

@@ -247,7 +247,7 @@ def _numpy_gru(reset_after, go_backwards, masked):
 # the backend
 # --------------------------------------------------------------------------------------------
 def test_keras_runs_on_the_requested_backend():
-    from seqkit.train import versions
+    from seqkit.runs import versions
 
     assert keras.backend.backend() == BACKEND
     assert versions()["keras_backend"] == BACKEND
@@ -277,7 +277,7 @@ def test_gru_training_step_gradients_match_tensorflow(case):
 LOAD_SCRIPT = """
 import json, sys
 import numpy as np
-from seqkit.train import load_model
+from seqkit.runs import load_model
 import keras
 m = load_model(sys.argv[1])
 np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))
@@ -286,7 +286,7 @@ print(json.dumps({"backend": keras.backend.backend(), "layer": type(m.layers[1])
 
 
 def test_model_saves_and_loads(tmp_path):
-    from seqkit.train import load_model
+    from seqkit.runs import load_model
 
     x = golden_inputs()[0]
     inputs = keras.Input((T, F))
@@ -348,7 +348,7 @@ def kws(tmp_path_factory):
     """Two runs of one tiny recipe: ``ref`` trained uninterrupted (in this process), ``resumed``
     by ``seqkit train`` in a process killed with SIGKILL during epoch 2, then ``--resume``."""
     from seqkit.recipe import validate_dict
-    from seqkit.train import train
+    from seqkit.training import train
 
     root = tmp_path_factory.mktemp("kws")
     mp = pytest.MonkeyPatch()
@@ -471,8 +471,6 @@ def test_a_run_trained_here_exports_on_tensorflow(kws, tmp_path):
 def test_evaluate_gives_the_training_numbers(kws, tmp_path):
     import shutil
 
-    if importlib.util.find_spec("seqkit.cli_evaluate") is None:
-        pytest.skip("seqkit evaluate is not there yet")
     ref = tmp_path / "run"  # a copy: evaluate adds to metrics.json
     shutil.copytree(kws["ref"], ref)
     trained = json.loads((ref / "metrics.json").read_text())["test"]
@@ -489,7 +487,7 @@ def _train_batches_lose_their_epoch() -> bool:
     """Whether seqkit.augment.TrainBatches forgets set_epoch(epoch, skip) when Keras' fit calls
     on_epoch_end before its first epoch (EpochIterator.reset, Keras 3.15): a resumed epoch then
     trains on the next epoch's order from its first batch."""
-    from seqkit.augment import BatchMaker, train_batches
+    from seqkit.speech.augment import BatchMaker, train_batches
 
     batches = train_batches(BatchMaker(np.zeros((8, 1, 1)), np.zeros(8), 2))
     batches.set_epoch(1, 2)
@@ -500,7 +498,7 @@ def _train_batches_lose_their_epoch() -> bool:
 def test_resume_after_sigkill_equals_an_uninterrupted_run(kws):
     import csv
 
-    from seqkit.train import Run
+    from seqkit.runs import Run
 
     # Keras' fit calls on_epoch_end before its first epoch; the trainer's epoch must survive.
     assert not _train_batches_lose_their_epoch()
@@ -535,7 +533,7 @@ def test_data_parallel_on_two_devices_trains_as_one_device_does(tmp_path):
     evenly. A global batch that does not split evenly is refused before anything runs."""
     import csv
 
-    from seqkit.train import Run
+    from seqkit.runs import Run
 
     doc = tiny_recipe(tmp_path / "data", epochs=2, speakers=16)
     doc["train"]["batch_size"] = 6
@@ -581,14 +579,12 @@ def test_data_parallel_on_two_devices_trains_as_one_device_does(tmp_path):
 # music: a tiny polyphonic run and seqkit generate
 # --------------------------------------------------------------------------------------------
 def test_music_train_and_generate(tmp_path):
-    if importlib.util.find_spec("seqkit.cli_music") is None:
-        pytest.skip("seqkit generate is not there yet")
     import pretty_midi
 
     from seqkit.music.rolls import Note, notes_to_roll
     from seqkit.music.sources import Piece, write_npz
     from seqkit.recipe import validate_dict
-    from seqkit.train import train
+    from seqkit.training import train
 
     def chord_walk(rng, length):
         notes, t, root = [], 0, 60

@@ -257,15 +257,16 @@ def test_recent_files_are_hashed_every_time(tmp_path):
 
 
 def test_kws_splits_are_memory_mapped_and_equal_to_in_memory_features(tmp_path, monkeypatch):
+    from seqkit.build import load_data
     from seqkit.recipe import validate_dict
-    from seqkit.tasks import KeywordSpotting
+    from seqkit.speech.task import KeywordSpotting
 
     monkeypatch.setenv("SEQKIT_CACHE", str(tmp_path / "cache"))
     doc = tiny_recipe(tmp_path / "data")
-    on = KeywordSpotting().load_data(validate_dict(doc))
+    on = load_data(validate_dict(doc), task=KeywordSpotting())
     doc["data"]["cache"] = False
     before = list((tmp_path / "cache").rglob("*"))
-    off = KeywordSpotting().load_data(validate_dict(doc))
+    off = load_data(validate_dict(doc), task=KeywordSpotting())
     assert list((tmp_path / "cache").rglob("*")) == before  # cache: false writes nothing
     assert off.train_input is None and type(on.train_input).__name__ == "TrainBatches"
     for split in ("train", "validation", "test"):

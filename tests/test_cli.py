@@ -1,6 +1,8 @@
 """The command line: exit codes, messages on stderr, results on stdout, nothing lost."""
 
+import io
 import json
+import re
 import subprocess
 import sys
 
@@ -249,9 +251,12 @@ def test_overwrite_refuses_a_symlink(tiny, tmp_path):
 
 
 def test_a_failed_overwrite_keeps_the_previous_run(tiny, tmp_path, monkeypatch):
-    import seqkit.errors
-    import seqkit.train
+    import importlib
 
+    import seqkit.errors
+
+    # The module (seqkit.training's attribute `train` is the function of that name).
+    train_module = importlib.import_module("seqkit.training.trainer")
     run = tmp_path / "run"
     path = _good_run(tiny, run)
     before = (run / "model.keras").read_bytes()
@@ -259,7 +264,7 @@ def test_a_failed_overwrite_keeps_the_previous_run(tiny, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise seqkit.errors.DataError("simulated failure in the middle of training")
 
-    monkeypatch.setattr(seqkit.train, "_train_into", boom)
+    monkeypatch.setattr(train_module, "_train_into", boom)
     result = invoke("train", path, "--run-dir", run, "--overwrite")
     assert result.exit_code == 1 and "simulated failure" in result.stderr
     assert "The previous run in" in result.stderr
@@ -327,10 +332,78 @@ def test_validate_catches_what_only_the_whole_model_or_the_audio_shows(tiny, tmp
 
 
 def test_labels_with_spaces_survive_the_run_folder(tmp_path):
-    from seqkit.train import Run
+    from seqkit.runs import Run
 
     root = tmp_path / "data"
     make_tree(root, labels=("turn on", "turn off"))
     result = invoke("-q", "train", folder_recipe(tmp_path, root), "--run-dir", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     assert Run(tmp_path / "run").labels == ["turn off", "turn on"]
+
+
+# -- progress on stderr, shared options -----------------------------------------------------------
+
+
+EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+)(  \w+ -?[\d.]+(e[-+]\d+)?)+  \(\d+\.\d s, \d+ steps\)")
+
+
+def test_train_off_a_terminal_prints_one_plain_line_per_epoch(tiny, tmp_path):
+    path, _ = tiny
+    result = invoke("train", path, "--run-dir", tmp_path / "run")  # CliRunner: not a terminal
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2, result.stderr
+    for i, line in enumerate(lines, 1):
+        match = EPOCH_LINE.fullmatch(line)
+        assert match and match.group(1, 2) == (str(i), "2"), line
+        assert "  accuracy " in line and "  loss " in line and "  learning_rate " in line
+    assert "\r" not in result.stderr  # no bars off a terminal
+    assert result.stderr.splitlines()[0] == f"seqkit: run folder: {tmp_path / 'run'}"
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_drawn_as_bars_on_a_terminal_as_lines_off_it_and_not_with_q():
+    from seqkit.cli.render import CliReporter
+    from seqkit.progress import EpochEnd
+
+    end = EpochEnd(1, 2, {"accuracy": 0.2, "loss": 1.7123456}, 4.04, 10)
+    assert end.line() == "epoch 1/2  accuracy 0.2  loss 1.712  (4.0 s, 10 steps)"
+    out = _Tty()
+    with CliReporter(stream=out) as reporter:
+        count = reporter.counter("features", "example")
+        for i in range(1, 5):
+            count(i, 4)
+        reporter.epoch_end(end)
+        reporter.epoch_end(EpochEnd(2, 2, end.logs, 1.0, 10, final=True))
+    text = out.getvalue()
+    assert "\rfeatures: 100%" in text and "4/4" in text  # redrawn in place, then left
+    assert end.line() + "\n" in text and "\repoch 2/2  " in text
+    assert "training:" in text  # the epochs' bar
+    plain = io.StringIO()
+    reporter = CliReporter(stream=plain)
+    assert reporter.counter("features") is None  # no bars off a terminal
+    reporter.epoch_end(end)
+    assert plain.getvalue() == end.line() + "\n"  # the plain line, as it was before bars
+    quiet = _Tty()
+    reporter = CliReporter(quiet=True, stream=quiet)
+    assert reporter.counter("features") is None
+    reporter.epoch_end(end)
+    assert quiet.getvalue() == ""
+
+
+def test_set_is_one_shared_option_of_train_validate_and_compare(tiny, tmp_path, monkeypatch):
+    from seqkit.cli import cli as group
+
+    path, _ = tiny
+    monkeypatch.chdir(tmp_path)  # where runs/ would go
+    want = "--set train.epochz: 'train.epochz' does not exist in the recipe. Did you mean 'epochs'?"
+    for command in ("train", "validate", "compare"):
+        result = invoke(command, path, "--set", "train.epochz=3")
+        assert result.exit_code == 2 and want in result.stderr, (command, result.stderr)
+        option = next(p for p in group.commands[command].params if p.name == "overrides")
+        assert option.opts == ["--set"] and option.multiple and option.metavar == "KEY=VALUE"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]  # nothing made

@@ -16,16 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from seqkit.data import (
-    SYNTH_MARKER,
-    TONE_CLASSES,
-    Example,
-    FolderSource,
-    SyntheticTones,
-    which_set,
-)
+from seqkit.data import Example, which_set
 from seqkit.errors import DataError, ParameterError
-from seqkit.tasks import classification_report
+from seqkit.speech.sources.common import SYNTH_MARKER
+from seqkit.speech.sources.folder import FolderSource
+from seqkit.speech.sources.tones import TONE_CLASSES, SyntheticTones
+from seqkit.speech.task import classification_report
 
 SPEECH_COMMANDS = (
     Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "speech_commands_sample"
@@ -271,7 +267,7 @@ def test_processes_generating_one_folder_take_turns(tmp_path):
     import sys
     import time
 
-    from seqkit.data import generation_lock
+    from seqkit.speech.sources.common import generation_lock
 
     root = tmp_path / "synth"
     code = (

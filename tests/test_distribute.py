@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from conftest import tiny_recipe, write_recipe
 
-from seqkit.distribute import tf_config
 from seqkit.errors import RecipeError, RunError
 from seqkit.recipe import validate_dict
-from seqkit.train import Run, train
+from seqkit.runs import Run
+from seqkit.training import train
+from seqkit.training.distribute import tf_config
 
 SEQKIT = [sys.executable, "-m", "seqkit", "-q", "train"]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -140,8 +141,8 @@ def test_cluster_and_backend_errors():
         tf_config(["a:1", "b:2"], 2)
     with pytest.raises(RunError, match="host:port"):
         tf_config(["nohost"], 0)
-    from seqkit.distribute import setup
     from seqkit.recipe import DistributeSpec
+    from seqkit.training.distribute import setup
 
     with pytest.raises(RecipeError, match="data_parallel runs on the JAX backend"):
         setup(DistributeSpec(type="data_parallel"))
@@ -151,8 +152,8 @@ def test_data_parallel_epochs_and_validation_are_cut_to_whole_device_batches():
     """Under data_parallel over d devices every batch must split evenly: the epoch's (already
     shuffled) examples and the validation clips are cut to a multiple of d; a task dataset is
     told to cut its own epochs (TrainBatches via BatchMaker.multiple_of)."""
-    from seqkit.augment import BatchMaker, train_batches
-    from seqkit.fit import _even_inputs, _even_validation
+    from seqkit.speech.augment import BatchMaker, train_batches
+    from seqkit.training.fit import _even_inputs, _even_validation
 
     x, y, w = np.arange(29.0)[:, None], np.arange(29), np.ones(29)
     inputs = {"x": x, "y": y, "sample_weight": w, "batch_size": 6}

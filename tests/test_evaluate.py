@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import tiny_recipe
 
+from seqkit.build import load_data
 from seqkit.cli import cli
 from seqkit.recipe import validate_dict
-from seqkit.train import load_data, train
+from seqkit.training import train
 
 EPOCHS = 2
 
@@ -175,13 +176,13 @@ def test_the_media_callback_labels_clips_with_the_models_predictions(tmp_path, m
     """Calling the callback directly: the predicted label it writes is the model's."""
     import keras
 
-    from seqkit.tasks import KeywordSpotting
-    from seqkit.train import build_model
+    from seqkit.build import build_model, load_data
+    from seqkit.speech.task import KeywordSpotting
 
     monkeypatch.setenv("SEQKIT_CACHE", str(tmp_path / "cache"))
     recipe = validate_dict(tiny_recipe(tmp_path / "data"))
     task = KeywordSpotting()
-    data = task.load_data(recipe)
+    data = load_data(recipe, task=task)
     keras.utils.set_random_seed(0)
     model = build_model(recipe, task, data.input_shape, data.info, data.splits["train"].x)
     (callback,) = task.callbacks(tmp_path / "run", data)

@@ -295,7 +295,7 @@ def test_wrong_suffix_unknown_format_and_step_on_a_whole_clip_export(tmp_path):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from seqkit.recipe import validate_dict
-    from seqkit.train import train
+    from seqkit.training import train
 
     root = tmp_path_factory.mktemp("export-run")
     recipe = validate_dict(tiny_recipe(root / "data", epochs=3))
@@ -323,7 +323,8 @@ def test_cli_writes_into_the_run_folder_and_refuses_to_overwrite(run):
 
 
 def test_cli_int8_is_calibrated_on_the_training_split_and_reports_test_accuracy(run):
-    from seqkit.train import Run, load_data
+    from seqkit.build import load_data
+    from seqkit.runs import Run
 
     for streaming in (True, False):
         args = ["export", run, "--format", "tflite_int8"] + (["--streaming"] if streaming else [])

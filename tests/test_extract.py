@@ -1,5 +1,5 @@
 """Feature extraction (seqkit.extract): unreadable files skipped and named, parallel workers give
-the same features in the same order, the progress bar, worker settings.
+the same features in the same order, progress reporting, worker settings.
 
 Audio is written into ``tmp_path`` by the tests themselves.
 """
@@ -9,21 +9,17 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 import threading
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from seqkit import progress
 from seqkit.data import Example
 from seqkit.errors import DataError, ParameterError
-from seqkit.extract import (
-    ProgressBar,
-    default_progress,
-    default_workers,
-    extract_features,
-    iter_features,
-)
+from seqkit.extract import default_progress, default_workers, extract_features, iter_features
 from seqkit.features import Deltas, FeaturePipeline, FixLength, Load, MelSpectrogram, PowerToDb
 
 
@@ -228,37 +224,33 @@ def test_workers_from_the_environment(monkeypatch):
     assert default_workers() == len(os.sched_getaffinity(0))
 
 
-# -- progress bar --------------------------------------------------------------------------------
+# -- progress ------------------------------------------------------------------------------------
 
 
-def test_progress_bar_draws_in_place_and_ends_the_line():
-    out = io.StringIO()
-    bar = ProgressBar("features", stream=out, min_interval=0.0, width=10)
-    for i in range(1, 5):
-        bar(i, 4)
-    text = out.getvalue()
-    assert text.count("\r") == 4 and text.endswith("\n")
-    assert "features  2/4 [#####     ]  50%" in text
-    assert "features  4/4 [##########] 100%" in text and "done" in text
+def test_default_progress_is_the_installed_reporters_counter(monkeypatch, tmp_path):
+    """The library draws nothing itself, even on a terminal: it reports to the installed
+    reporter (the command line's bars: tests/test_cli.py)."""
 
-
-def test_progress_bar_is_quiet_off_a_terminal_and_with_q(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
-    monkeypatch.setattr("sys.stderr", io.StringIO())
-    assert default_progress() is None  # not a terminal
     monkeypatch.setattr("sys.stderr", Tty())
-    logger = logging.getLogger("seqkit")
-    old = logger.level
-    try:
-        logger.setLevel(logging.WARNING)
-        assert isinstance(default_progress(), ProgressBar)
-        logger.setLevel(logging.ERROR)  # what -q sets
-        assert default_progress() is None
-    finally:
-        logger.setLevel(old)
+    assert default_progress() is None  # nothing installed: nothing drawn, nothing to call
+    seen = []
+
+    class Recorder(progress.Reporter):
+        def counter(self, label, unit="it"):
+            return lambda done, total: seen.append((label, done, total))
+
+    examples = [
+        Example(str(write_wav(tmp_path / f"p{i}.wav", seed=i)), "a", "train") for i in (1, 2)
+    ]
+    with progress.using(Recorder()):
+        extract_features(examples, small_pipeline(), progress=default_progress(), workers=1)
+    assert seen == [("features", 1, 2), ("features", 2, 2)]
+    assert default_progress() is None  # the previous reporter back
+    assert sys.stderr.getvalue() == ""
 
 
 def test_blas_runs_single_threaded_while_extracting(tmp_path):

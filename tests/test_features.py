@@ -371,8 +371,8 @@ def test_pipeline_empty():
 
 
 def test_quickstart_pipeline_shape(tmp_path):
+    from seqkit.build import make_pipeline
     from seqkit.recipe import load_recipe
-    from seqkit.train import make_pipeline
 
     pipeline = make_pipeline(load_recipe(REPO / "recipes" / "quickstart.yaml"))
     path = tmp_path / "one_second.wav"
@@ -523,9 +523,9 @@ def test_win_ms_above_n_fft_at_call_time(audio16k):
 
 
 def test_recipe_hop_ms_above_n_fft_names_the_step(tmp_path):
+    from seqkit.build import check_recipe
     from seqkit.errors import RecipeError
     from seqkit.recipe import load_recipe
-    from seqkit.train import check_recipe
 
     doc = (REPO / "recipes" / "quickstart.yaml").read_text()
     doc = doc.replace(

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqkit import recipe as recipe_module
+from seqkit import safe_yaml
 from seqkit.errors import RecipeError
 from seqkit.recipe import Recipe, load_recipe, read_yaml, validate_dict
 
@@ -404,7 +404,7 @@ def test_billion_laughs_is_refused(folder):
 def test_a_smaller_alias_tree_is_fine_up_to_the_limit(folder):
     # 4 levels of 10: 11,111 values after expansion -- allowed; 5 levels (111,111) are not.
     assert len(read_yaml(write(folder, billion_laughs(4), "ok.yaml"))["description"]) == 10
-    with pytest.raises(RecipeError, match=f"more than {recipe_module.MAX_VALUES} values"):
+    with pytest.raises(RecipeError, match=f"more than {safe_yaml.MAX_VALUES} values"):
         read_yaml(write(folder, billion_laughs(5), "five.yaml"))
 
 
@@ -439,7 +439,7 @@ def test_deep_nesting_through_aliases_is_refused(folder):
 def test_nesting_a_real_recipe_needs_is_fine(folder):
     doc = {"description": "x"}
     node = doc
-    for _ in range(recipe_module.MAX_DEPTH - 2):
+    for _ in range(safe_yaml.MAX_DEPTH - 2):
         node["n"] = {}
         node = node["n"]
     assert read_yaml(write(folder, dump(doc), "fine.yaml"))["description"] == "x"
@@ -449,10 +449,10 @@ def test_a_huge_file_is_refused_unread(folder, monkeypatch):
     path = folder / "huge.yaml"
     with path.open("w") as fh:
         fh.write("description: '")
-        fh.write("x" * recipe_module.MAX_RECIPE_BYTES)
+        fh.write("x" * safe_yaml.MAX_RECIPE_BYTES)
         fh.write("'\n")
     parsed = []
-    monkeypatch.setattr(recipe_module, "parse_yaml", lambda text: parsed.append(text))
+    monkeypatch.setattr(safe_yaml, "parse_yaml", lambda text: parsed.append(text))
     with pytest.raises(
         RecipeError, match=r"too large: 1,000,016 bytes \(at most 1,000,000\)"
     ) as err:
@@ -462,8 +462,8 @@ def test_a_huge_file_is_refused_unread(folder, monkeypatch):
 
 def test_many_plain_values_are_too_large(folder, monkeypatch):
     # 100,001 values fit in 1 MB, so the value count is a limit of its own (tested smaller: fast).
-    assert len("[" + ",".join(["1"] * 100_001) + "]") < recipe_module.MAX_RECIPE_BYTES
-    monkeypatch.setattr(recipe_module, "MAX_VALUES", 1000)
+    assert len("[" + ",".join(["1"] * 100_001) + "]") < safe_yaml.MAX_RECIPE_BYTES
+    monkeypatch.setattr(safe_yaml, "MAX_VALUES", 1000)
     ok = "description: [" + ",".join(["1"] * 997) + "]\n"  # mapping, key, list, 997 numbers
     assert len(read_yaml(write(folder, ok, "wide-ok.yaml"))["description"]) == 997
     text = "description: [" + ",".join(["1"] * 998) + "]\n"

@@ -103,7 +103,7 @@ def test_recipe_errors_name_the_key(tmp_path):
 
 
 def test_task_refuses_audio_features_and_audio_sources(tmp_path):
-    from seqkit.train import check_recipe
+    from seqkit.build import check_recipe
 
     doc = adding_doc()
     doc["features"] = [{"type": "load", "sample_rate": 8000}, {"type": "melspectrogram"}]
@@ -170,7 +170,9 @@ def test_copy_metrics_of_the_memoryless_predictor_are_the_baseline():
 
 
 def test_adding_trains_and_metrics_match_the_model(tmp_path):
-    from seqkit.train import Run, load_data, train
+    from seqkit.build import load_data
+    from seqkit.runs import Run
+    from seqkit.training import train
 
     recipe = validate_dict(adding_doc(length=10, epochs=2))
     path = train(recipe, run_dir=tmp_path / "run", verbose=0)
@@ -271,7 +273,9 @@ def test_gradient_flow_refuses_what_it_cannot_unroll():
 
 
 def test_copy_memory_trains_with_a_softmax_per_step(tmp_path):
-    from seqkit.train import Run, load_data, train
+    from seqkit.build import load_data
+    from seqkit.runs import Run
+    from seqkit.training import train
 
     doc = adding_doc()
     doc["data"]["source"] = {"type": "copy_memory", "length": 4, "copy_length": 2, "symbols": 3,

@@ -15,14 +15,10 @@ from click.testing import CliRunner
 from seqkit.cli import cli
 from seqkit.errors import DataError
 from seqkit.music import rolls
+from seqkit.music.recordings import AudioFolder
 from seqkit.music.rolls import Note
-from seqkit.music.sources import (
-    AudioFolder,
-    MidiFolder,
-    Music21Corpus,
-    PianoRollNpz,
-    PianoRollPickle,
-)
+from seqkit.music.scores import Music21Corpus
+from seqkit.music.sources import MidiFolder, PianoRollNpz, PianoRollPickle
 from seqkit.music.synth import render, write_wav
 
 JSB = (

@@ -9,11 +9,24 @@ import keras
 import numpy as np
 import pytest
 
+from seqkit.build import check_recipe
 from seqkit.errors import ParameterError, RecipeError
-from seqkit.music import tasks as mt
-from seqkit.music.rolls import Note, notes_to_roll
+from seqkit.music.batches import SequenceBatches
+from seqkit.music.callbacks import WeightNoise
+from seqkit.music.losses import FrameAccuracy, NLLPerStep, StepNLLLoss
+from seqkit.music.melody import Melody
+from seqkit.music.metrics import (
+    event_nll,
+    frame_accuracy,
+    frame_counts,
+    mixture_marginals,
+    mixture_step_nll,
+    nll_per_step,
+    step_nll,
+)
+from seqkit.music.rolls import Note, events_to_notes, melody_events, notes_to_roll
+from seqkit.music.task import Polyphonic
 from seqkit.recipe import load_recipe, validate_dict
-from seqkit.train import check_recipe
 
 # A hand-made roll of 2 keys: sequence A has 3 steps, sequence B 1 step.
 TARGET_A = [[1, 0], [0, 0], [1, 1]]
@@ -24,13 +37,13 @@ PROBS_B = [[0.5, 0.5]]
 
 def test_step_nll_golden():
     # -(ln .8 + ln .9), -(ln .5 + ln .5), -(ln .9 + ln .2)
-    assert mt.step_nll(PROBS_A, TARGET_A) == pytest.approx(
+    assert step_nll(PROBS_A, TARGET_A) == pytest.approx(
         [0.3285040669, 1.3862943611, 1.7147984281], abs=1e-9
     )
 
 
 def test_nll_per_step_weights_every_step_equally():
-    nll = mt.nll_per_step([PROBS_A, PROBS_B], [TARGET_A, TARGET_B])
+    nll = nll_per_step([PROBS_A, PROBS_B], [TARGET_A, TARGET_B])
     # (0.3285040669 + 1.3862943611 + 1.7147984281 + 1.3862943611) / 4 steps
     assert nll == pytest.approx(1.2039728043, abs=1e-9)
     # not the mean of per-sequence means (1.2647), not per key (0.6020)
@@ -40,9 +53,9 @@ def test_nll_per_step_weights_every_step_equally():
 def test_frame_accuracy_golden():
     # threshold 0.5: predicted on A: (1,0) (1,1) (1,0); B: (1,1)
     # TP = 1 + 0 + 1 + 1 = 3; FP = 0 + 2 + 0 + 1 = 3; FN = 0 + 0 + 1 + 0 = 1
-    assert mt.frame_counts(PROBS_A, TARGET_A) == (2, 2, 1)
-    assert mt.frame_accuracy([PROBS_A, PROBS_B], [TARGET_A, TARGET_B]) == pytest.approx(3 / 7)
-    assert mt.frame_accuracy([PROBS_A], [TARGET_A], threshold=0.85) == pytest.approx(1 / 3)
+    assert frame_counts(PROBS_A, TARGET_A) == (2, 2, 1)
+    assert frame_accuracy([PROBS_A, PROBS_B], [TARGET_A, TARGET_B]) == pytest.approx(3 / 7)
+    assert frame_accuracy([PROBS_A], [TARGET_A], threshold=0.85) == pytest.approx(1 / 3)
 
 
 def test_keras_loss_and_metric_equal_the_numpy_definition():
@@ -56,27 +69,27 @@ def test_keras_loss_and_metric_equal_the_numpy_definition():
     w = np.zeros((3, 8), np.float32)
     for i, n in enumerate(lengths):
         y[i, :n], p[i, :n], w[i, :n] = targets[i], probs[i], 1.0
-    expected = mt.nll_per_step(probs, targets)
-    metric = mt.NLLPerStep()
+    expected = nll_per_step(probs, targets)
+    metric = NLLPerStep()
     metric.update_state(y[:2], p[:2], w[:2])  # two batches accumulate over the split
     metric.update_state(y[2:], p[2:], w[2:])
     assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
-    loss = mt.StepNLLLoss()(y, p, sample_weight=w)
+    loss = StepNLLLoss()(y, p, sample_weight=w)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
-    acc = mt.FrameAccuracy()
+    acc = FrameAccuracy()
     acc.update_state(y, p, w)
-    assert float(acc.result()) == pytest.approx(mt.frame_accuracy(probs, targets), rel=1e-6)
+    assert float(acc.result()) == pytest.approx(frame_accuracy(probs, targets), rel=1e-6)
 
 
 def test_categorical_metric_equals_event_nll():
     probs = np.array([[[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]]], np.float32)
     events = np.array([[0, 2, 1]])
     w = np.array([[1.0, 1.0, 0.0]], np.float32)
-    metric = mt.NLLPerStep("categorical")
+    metric = NLLPerStep("categorical")
     metric.update_state(events, probs, w)
     expected = (-math.log(0.7) - math.log(0.8)) / 2
     assert float(metric.result()) == pytest.approx(expected, rel=1e-6)
-    assert mt.event_nll(probs[0, :2], events[0, :2]).mean() == pytest.approx(expected)
+    assert event_nll(probs[0, :2], events[0, :2]).mean() == pytest.approx(expected)
 
 
 def test_sequence_batches_masks_chunks_and_epochs():
@@ -85,7 +98,7 @@ def test_sequence_batches_masks_chunks_and_epochs():
     def encode(t):
         return t, t
 
-    ds = mt.SequenceBatches(seqs, encode, batch_size=2, chunk=4, warmup=2, shuffle=True, seed=7)
+    ds = SequenceBatches(seqs, encode, batch_size=2, chunk=4, warmup=2, shuffle=True, seed=7)
     assert ds.length == 8  # 4 scored + 2 warm-up, rounded up to 8
     assert len(ds) == 3  # 2 + 3 + 1 = 6 windows
     batches = [ds[i] for i in range(len(ds))]
@@ -93,7 +106,7 @@ def test_sequence_batches_masks_chunks_and_epochs():
     # every real step is scored exactly once per epoch
     scored = sum(float(b[2].sum()) for b in batches)
     assert scored == 5 + 11 + 3
-    again = mt.SequenceBatches(seqs, encode, 2, chunk=4, warmup=2, shuffle=True, seed=7)
+    again = SequenceBatches(seqs, encode, 2, chunk=4, warmup=2, shuffle=True, seed=7)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, (again[i] for i in range(3))))
     ds.set_epoch(1)
     other = [ds[i] for i in range(3)]
@@ -103,7 +116,7 @@ def test_sequence_batches_masks_chunks_and_epochs():
 
 
 def test_polyphonic_transposition_augment_stays_in_range():
-    task = mt.Polyphonic(transpose=5)
+    task = Polyphonic(transpose=5)
     move = task._augment({})
     roll = notes_to_roll([Note(22, 0, 2), Note(60, 1, 3)])[0].astype(np.float32)
     rng = np.random.default_rng(0)
@@ -119,19 +132,19 @@ def test_melody_events_golden_and_back():
     # C4 two steps, C4 again (repeated), rest, E4 held 3 steps with a lower note under it
     notes = [Note(60, 0, 2), Note(60, 2, 3), Note(64, 4, 7), Note(55, 4, 6)]
     roll, onsets, _ = notes_to_roll(notes, length=8)
-    events, folded = mt.melody_events(roll, onsets, min_note=48, max_note=84)
+    events, folded = melody_events(roll, onsets, min_note=48, max_note=84)
     on = lambda p: 2 + p - 48  # noqa: E731
     assert events.tolist() == [on(60), 0, on(60), 1, on(64), 0, 0, 1]
     assert folded == 0
-    assert mt.events_to_notes(events, 48) == [Note(60, 0, 2), Note(60, 2, 3), Note(64, 4, 7)]
+    assert events_to_notes(events, 48) == [Note(60, 0, 2), Note(60, 2, 3), Note(64, 4, 7)]
     # out of range: moved by octaves
     roll2, on2, _ = notes_to_roll([Note(96, 0, 1), Note(30, 1, 2)])
-    events2, folded2 = mt.melody_events(roll2, on2, 48, 84)
-    assert folded2 == 2 and mt.events_to_notes(events2, 48) == [Note(84, 0, 1), Note(54, 1, 2)]
+    events2, folded2 = melody_events(roll2, on2, 48, 84)
+    assert folded2 == 2 and events_to_notes(events2, 48) == [Note(84, 0, 1), Note(54, 1, 2)]
 
 
 def test_melody_encode_is_previous_event_one_hot():
-    task = mt.Melody(min_note=60, max_note=62)
+    task = Melody(min_note=60, max_note=62)
     x, y = task.encode(np.array([2, 0, 1, 4]))
     assert x.shape == (4, 5)
     assert x[0].sum() == 0 and x[1].argmax() == 2 and x[2].argmax() == 0 and x[3].argmax() == 1
@@ -139,13 +152,13 @@ def test_melody_encode_is_previous_event_one_hot():
 
 def test_task_parameter_checks():
     with pytest.raises(ParameterError, match="pitch_range"):
-        mt.Polyphonic(pitch_range=[60, 50])
+        Polyphonic(pitch_range=[60, 50])
     with pytest.raises(ParameterError, match="chunk_warmup` needs `chunk_length"):
-        mt.Polyphonic(chunk_warmup=4)
+        Polyphonic(chunk_warmup=4)
     with pytest.raises(ParameterError, match="transpose"):
-        mt.Melody(transpose=30)
+        Melody(transpose=30)
     with pytest.raises(ParameterError, match="temperature"):
-        mt.Polyphonic()._temperature(0)
+        Polyphonic()._temperature(0)
 
 
 def _doc(**over):
@@ -212,7 +225,7 @@ def test_summary_counts_what_was_skipped_and_dropped():
             {"path": "e.mid", "reason": "dropped 1 note(s) outside the piano range 21..108"},
         ],
     }
-    assert mt.Polyphonic().summary(metrics) == [
+    assert Polyphonic().summary(metrics) == [
         "test nll_per_step: 8.1234, frame accuracy 0.2500 (2 sequences, 40 steps, best epoch 3)",
         "skipped 3 input(s): 2 cannot be read as MIDI, 1 only drum tracks",
         "dropped 4 note(s) outside the piano range 21..108 in 2 input(s)",
@@ -228,16 +241,16 @@ def test_mixture_nll_golden():
     params = np.array([MIX, MIX])
     target = np.array([[1, 0], [0, 1]])
     # P([1,0]) = .25*.8*.9 + .75*.5*.5 = .3675; P([0,1]) = .25*.2*.1 + .75*.25 = .1925
-    assert mt.mixture_step_nll(params, target, 2) == pytest.approx(
+    assert mixture_step_nll(params, target, 2) == pytest.approx(
         [1.0010319603, 1.6476591253], abs=1e-9
     )
-    assert mt.mixture_marginals(params, 2)[0] == pytest.approx([0.575, 0.4])
+    assert mixture_marginals(params, 2)[0] == pytest.approx([0.575, 0.4])
     # one component is the independent-key model
     logits = np.array([[0.3, -1.2, 2.0]])
     probs = 1 / (1 + np.exp(-logits))
     one = np.concatenate([[[0.0]], logits], axis=1)
     v = np.array([[1, 0, 1]])
-    assert mt.mixture_step_nll(one, v, 1) == pytest.approx(mt.step_nll(probs, v), abs=1e-9)
+    assert mixture_step_nll(one, v, 1) == pytest.approx(step_nll(probs, v), abs=1e-9)
 
 
 def test_mixture_keras_loss_and_metrics_equal_numpy():
@@ -245,18 +258,18 @@ def test_mixture_keras_loss_and_metrics_equal_numpy():
     params = rng.normal(size=(2, 5, 3 * (4 + 1))).astype(np.float32)
     y = (rng.random((2, 5, 4)) < 0.4).astype(np.float32)
     w = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
-    per = [mt.mixture_step_nll(params[i], y[i], 3)[w[i] > 0] for i in range(2)]
+    per = [mixture_step_nll(params[i], y[i], 3)[w[i] > 0] for i in range(2)]
     expected = float(np.concatenate(per).mean())
-    metric = mt.NLLPerStep("mixture", 3)
+    metric = NLLPerStep("mixture", 3)
     metric.update_state(y, params, w)
     assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
-    loss = mt.StepNLLLoss("mixture", 3)(y, params, sample_weight=w)
+    loss = StepNLLLoss("mixture", 3)(y, params, sample_weight=w)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
-    acc = mt.FrameAccuracy(components=3)
+    acc = FrameAccuracy(components=3)
     acc.update_state(y, params, w)
-    probs = [mt.mixture_marginals(params[i], 3)[w[i] > 0] for i in range(2)]
+    probs = [mixture_marginals(params[i], 3)[w[i] > 0] for i in range(2)]
     targets = [y[i][w[i] > 0] for i in range(2)]
-    assert float(acc.result()) == pytest.approx(mt.frame_accuracy(probs, targets), rel=1e-6)
+    assert float(acc.result()) == pytest.approx(frame_accuracy(probs, targets), rel=1e-6)
 
 
 def test_weight_noise_gradient_at_noisy_weights_update_on_clean():
@@ -267,7 +280,7 @@ def test_weight_noise_gradient_at_noisy_weights_update_on_clean():
     x = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
     y = np.array([[1.0], [0.0]], np.float32)
     w0, b0 = (v.numpy().astype(np.float64) for v in model.trainable_variables)
-    task = mt.Polyphonic(weight_noise=0.3)
+    task = Polyphonic(weight_noise=0.3)
     task.seed = 5
     rng = np.random.default_rng([5, 0, 0, 17])
     nw = rng.normal(0.0, 0.3, (2, 1)).astype(np.float32)
@@ -276,9 +289,9 @@ def test_weight_noise_gradient_at_noisy_weights_update_on_clean():
     err = x @ w + b - y  # mse = mean(err^2): d/dw = 2 x^T err / N
     gw, gb = 2 * x.T @ err / len(x), 2 * err.mean(axis=0)
     model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0,
-              callbacks=[mt.WeightNoise(task, 0.3)])  # fmt: skip
+              callbacks=[WeightNoise(task, 0.3)])  # fmt: skip
     w1, b1 = (v.numpy() for v in model.trainable_variables)
     assert w1 == pytest.approx(w0 - 0.1 * gw, abs=1e-5)
     assert b1 == pytest.approx(b0 - 0.1 * gb, abs=1e-5)
     with pytest.raises(ParameterError, match="weight_noise"):
-        mt.Melody(weight_noise=-0.1)
+        Melody(weight_noise=-0.1)

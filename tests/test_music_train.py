@@ -15,12 +15,20 @@ from click.testing import CliRunner
 
 from seqkit.cli import cli
 from seqkit.errors import RunError
-from seqkit.music import tasks as mt
 from seqkit.music.generate import generate
-from seqkit.music.rolls import Note, midi_notes, notes_to_roll, roll_to_notes
+from seqkit.music.metrics import mixture_step_nll
+from seqkit.music.rolls import (
+    Note,
+    events_to_notes,
+    melody_events,
+    midi_notes,
+    notes_to_roll,
+    roll_to_notes,
+)
 from seqkit.music.sources import Piece, write_npz
 from seqkit.recipe import validate_dict
-from seqkit.train import Run, train
+from seqkit.runs import Run
+from seqkit.training import train
 
 
 def _chorale(rng, length):
@@ -114,7 +122,7 @@ def test_tensorboard_gets_audio_and_piano_roll_samples(poly_run):
 def test_model_reloads_in_a_fresh_process(poly_run):
     _, run, _ = poly_run
     code = (
-        "import sys, numpy as np; from seqkit.train import load_model; "
+        "import sys, numpy as np; from seqkit.runs import load_model; "
         f"m = load_model({str(run / 'model.keras')!r}); "
         "print(float(m.predict(np.ones((1, 3, 88), 'float32'), verbose=0).sum()))"
     )
@@ -236,9 +244,9 @@ def test_melody_task_trains_and_generates(tmp_path):
 
 def test_melody_events_from_top_line_of_mixed_parts():
     roll, onsets, _ = notes_to_roll([Note(72, 0, 4), Note(60, 0, 8)], length=8)
-    events, _ = mt.melody_events(roll, onsets, 48, 84)
+    events, _ = melody_events(roll, onsets, 48, 84)
     # the top line is C5 for 4 steps, then C4 (still sounding, but now the highest)
-    assert mt.events_to_notes(events, 48) == [Note(72, 0, 4), Note(60, 4, 8)]
+    assert events_to_notes(events, 48) == [Note(72, 0, 4), Note(60, 4, 8)]
 
 
 def test_mixture_head_trains_evaluates_and_samples(poly_run, tmp_path):
@@ -261,7 +269,7 @@ def test_mixture_head_trains_evaluates_and_samples(poly_run, tmp_path):
     for p in test:
         y = p.roll.astype(np.float32)
         x = np.vstack([np.zeros((1, 88), np.float32), y[:-1]])[None]
-        nll += mt.mixture_step_nll(model.predict(x, verbose=0)[0], y, 3).sum()
+        nll += mixture_step_nll(model.predict(x, verbose=0)[0], y, 3).sum()
         steps += len(y)
     assert metrics["test"]["nll_per_step"] == pytest.approx(nll / steps, rel=1e-5)
     a = generate(run, tmp_path / "a", steps=6, num=1, seed=2)

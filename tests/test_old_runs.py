@@ -23,7 +23,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from seqkit.cli import cli
-from seqkit.train import Run
+from seqkit.runs import Run
 
 OLD = Path(__file__).parent / "data" / "runs_0_1_0"
 # `seqkit predict kws_run chirp.wav --json` at 6ca25ec: the top 3 labels and probabilities.

@@ -10,9 +10,10 @@ from conftest import tiny_recipe
 
 from seqkit.cli import cli
 from seqkit.errors import RunError
+from seqkit.inference import detect_in_file, load_for_inference
 from seqkit.recipe import validate_dict
-from seqkit.streaming import Detector, audio_blocks, detect, load_for_inference
-from seqkit.train import train
+from seqkit.speech.streaming import Detector, audio_blocks, detect
+from seqkit.training import train
 
 
 def invoke(*args):
@@ -93,6 +94,29 @@ def test_predict_skips_unreadable_files_and_fails_when_none_is_left(run, tmp_pat
         load_for_inference(tmp_path)
 
 
+def test_predict_files_returns_what_predict_prints(run, tmp_path):
+    """The library does the work and returns data; `seqkit predict` only formats it."""
+    from seqkit.inference import predict_files
+
+    path, data = run
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    files = clips(data, "ia", 1) + [bad] + clips(data, "u", 1)
+    model = load_for_inference(path)
+    doc = predict_files(model, files, top_k=2)
+    assert doc["run"] == str(path)
+    assert [r["file"] for r in doc["predictions"]] == [str(files[0]), str(files[2])]
+    assert [s["file"] for s in doc["skipped"]] == [str(bad)]
+    probs = model.predict(np.stack([model.features(f) for f in (files[0], files[2])]))
+    for r, p in zip(doc["predictions"], probs):
+        assert [t["label"] for t in r["top"]] == [model.labels[j] for j in np.argsort(-p)[:2]]
+    cli = json.loads(invoke("predict", path, *files, "--top-k", 2, "--json").stdout)
+    for r, c in zip(doc["predictions"], cli["predictions"]):
+        assert [round(t["probability"], 6) for t in r["top"]] == [
+            t["probability"] for t in c["top"]
+        ]
+
+
 @pytest.fixture(scope="module")
 def long_wav(run, tmp_path_factory):
     """3.5 s at 16 kHz (the run resamples to 8 kHz): noise, clips, noise."""
@@ -126,6 +150,9 @@ def test_stream_prints_what_the_library_detects(run, long_wav):
     assert doc["settings"]["copies"] == 4 and doc["settings"]["reset_every_frames"] == 32
     text = invoke("stream", path, long_wav, "--threshold", 0.0, "--refractory-ms", 500)
     assert text.stdout.splitlines() == [f"{t:.3f} {lab} {sc:.4f}" for t, lab, sc in got]
+    found = detect_in_file(model, long_wav, threshold=0.0, refractory_ms=500)
+    assert [(d.time_s, d.label, d.score) for d in found] == got  # the library, as data
+    assert found.report() == doc
 
 
 def test_stream_reports_fillers_only_when_named_and_checks_labels(run, long_wav):

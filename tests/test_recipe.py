@@ -245,31 +245,6 @@ def test_pydantic_bound_error(tmp_path):
     assert problem_paths(ei.value) == ["train.epochs"]
 
 
-def test_feature_chain_error_mfcc_before_load(tmp_path):
-    doc = minimal()
-    doc["features"] = [{"type": "mfcc"}, {"type": "load"}]
-    with pytest.raises(
-        RecipeError,
-        match=r"features\[0\]: 'mfcc' takes audio or frames but receives path from the file name\.",
-    ) as ei:
-        load_recipe(write(tmp_path, doc))
-    assert problem_paths(ei.value)[0] == "features[0]"
-    assert (
-        problem(ei.value, "features[1]")
-        == "'load' takes path but receives frames from step 0 (mfcc)."
-    )
-
-
-def test_feature_chain_must_end_in_frames(tmp_path):
-    doc = minimal()
-    doc["features"] = [{"type": "load"}, {"type": "fix_length"}]
-    with pytest.raises(
-        RecipeError, match=r"must end in a step that makes frames.*ends with audio"
-    ) as ei:
-        load_recipe(write(tmp_path, doc))
-    assert problem_paths(ei.value) == ["features[1]"]
-
-
 def test_several_component_problems_reported_together(tmp_path):
     doc = minimal()
     doc["model"]["layers"][0]["units"] = -3

@@ -14,7 +14,8 @@ from conftest import tiny_recipe, write_recipe
 
 from seqkit.errors import RunError
 from seqkit.recipe import validate_dict
-from seqkit.train import Run, train
+from seqkit.runs import Run
+from seqkit.training import train
 
 SEQKIT = [sys.executable, "-m", "seqkit"]
 
@@ -181,11 +182,11 @@ def test_non_finite_loss_stops_with_epoch_and_step(tmp_path):
 def test_no_disk_space_fails_before_training(tmp_path, monkeypatch):
     import shutil
 
-    import seqkit.train
+    import seqkit.training.trainer
 
     real = shutil.disk_usage
     monkeypatch.setattr(
-        seqkit.train.shutil, "disk_usage", lambda p: real(p)._replace(free=1024 * 1024)
+        seqkit.training.trainer.shutil, "disk_usage", lambda p: real(p)._replace(free=1024 * 1024)
     )
     with pytest.raises(RunError, match="Not enough free disk space"):
         train(validate_dict(recipe_doc(tmp_path, epochs=1)), run_dir=tmp_path / "run", verbose=0)

@@ -1,4 +1,4 @@
-"""Tests of seqkit.sources: speech_commands, filename_pattern and manifest.
+"""Tests of seqkit.speech.sources: speech_commands, filename_pattern and manifest.
 
 Trees are made in ``tmp_path``; the Speech Commands sample in ``../shared/data`` is used by the
 tests that skip when it is absent.
@@ -19,15 +19,10 @@ import soundfile as sf
 from seqkit.data import Example, which_set
 from seqkit.errors import DataError, ParameterError
 from seqkit.features import FeaturePipeline, FixLength, Load, LogMel
-from seqkit.sources import (
-    SILENCE_LABEL,
-    STANDARD_WORDS,
-    UNKNOWN_LABEL,
-    FilenamePattern,
-    Manifest,
-    Rule,
-    SpeechCommands,
-)
+from seqkit.speech.sources.common import SILENCE_LABEL, STANDARD_WORDS, UNKNOWN_LABEL
+from seqkit.speech.sources.manifest import Manifest
+from seqkit.speech.sources.pattern import FilenamePattern, Rule
+from seqkit.speech.sources.speech_commands import SpeechCommands
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands_sample"
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason="speech_commands_sample absent")

@@ -8,7 +8,7 @@ import pytest
 from seqkit import features as F
 from seqkit.errors import ParameterError
 from seqkit.layers import GRU
-from seqkit.streaming import Detector, FeatureStream, ModelStream, Streamer, filler_labels
+from seqkit.speech.streaming import Detector, FeatureStream, ModelStream, Streamer, filler_labels
 
 SR = 16000
 

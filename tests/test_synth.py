@@ -1,4 +1,4 @@
-"""Tests of seqkit.synth (eSpeak NG through ctypes, the generator, the synthetic_speech source)
+"""Tests of seqkit.speech.sources.synthetic and .espeak (eSpeak NG through ctypes, the generator, the synthetic_speech source)
 and of ``seqkit data synth``. Datasets are small (a few speakers) and made in ``tmp_path``."""
 
 from __future__ import annotations
@@ -15,17 +15,11 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from seqkit.cli import cli
-from seqkit.data import SYNTH_MARKER
 from seqkit.errors import DataError, ParameterError
-from seqkit.sources import SILENCE_LABEL, UNKNOWN_LABEL, SpeechCommands
-from seqkit.synth import (
-    VARIANTS,
-    VOICES,
-    Espeak,
-    SyntheticSpeech,
-    make_speakers,
-    synthesize,
-)
+from seqkit.speech.sources.common import SILENCE_LABEL, SYNTH_MARKER, UNKNOWN_LABEL
+from seqkit.speech.sources.espeak import VARIANTS, VOICES, Espeak, make_speakers
+from seqkit.speech.sources.speech_commands import SpeechCommands
+from seqkit.speech.sources.synthetic import SyntheticSpeech, synthesize
 
 pytest.importorskip("espeakng_loader")
 
@@ -177,7 +171,7 @@ def test_synthesize_is_identical_in_fresh_processes(tmp_path):
 
     args = {**SMALL, "speakers": 3, "unknown_per_speaker": 0, "words": ["yes"]}
     code = (
-        "import sys; from seqkit.synth import synthesize\n"
+        "import sys; from seqkit.speech.sources.synthetic import synthesize\n"
         "if __name__ == '__main__':\n"
         f"    synthesize(sys.argv[1], workers=int(sys.argv[2]), **{args!r})"
     )

@@ -10,8 +10,10 @@ import pytest
 import yaml
 from conftest import tiny_recipe
 
+from seqkit.build import build_layers, load_data
 from seqkit.recipe import validate_dict
-from seqkit.train import Run, build_layers, load_data, train
+from seqkit.runs import Run
+from seqkit.training import train
 
 EPOCHS = 2
 
@@ -100,7 +102,7 @@ def test_saved_model_predicts_the_same_in_a_fresh_process(run, tmp_path):
     want = Run(path).model.predict(x, verbose=0)
     script = (
         "import sys, numpy as np\n"
-        "from seqkit.train import Run\n"
+        "from seqkit.runs import Run\n"
         "x = np.load(sys.argv[2])\n"
         "np.save(sys.argv[3], Run(sys.argv[1]).model.predict(x, verbose=0))\n"
     )
@@ -165,7 +167,7 @@ def test_plugin_layer_recipe_trains_and_reloads_in_a_fresh_process(tmp_path):
     path = train(validate_dict(doc), run_dir=tmp_path / "run", verbose=0)
     script = (
         "import sys\n"
-        "from seqkit.train import Run\n"
+        "from seqkit.runs import Run\n"
         "m = Run(sys.argv[1]).model\n"
         "print(type(m.layers[2]).__module__, m.layers[2].cell.units)\n"
     )

@@ -11,10 +11,14 @@ import statistics
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from ..build import build, build_model, checked_task
 from ..errors import ParameterError, RecipeError, RegistryError, RunError
+from ..recipe import accepted_params, load_recipe, validate_dict
 from ..registry import LAYERS, SOURCES
+from ..runs import refuse_inside_data
 from .common import (
     DEFAULT_BUDGET_MINUTES,
     MATCH_TOLERANCE,
@@ -56,7 +60,6 @@ def parse_list(text: str | list, what: str, kind=str) -> list:
 
 
 def _is_recurrent_class(obj) -> bool:
-    import keras
 
     return isinstance(obj, type) and issubclass(obj, keras.layers.RNN)
 
@@ -90,7 +93,6 @@ def _safe_get(name):
 
 
 def _accepted(cls) -> list[str]:
-    from ..recipe import accepted_params
 
     return accepted_params(LAYERS, cls)
 
@@ -136,16 +138,11 @@ class _Counter:
     def __call__(self, layer: str, units: tuple) -> int:
         key = (layer, tuple(units))
         if key not in self.cache:
-            import keras
-
-            from ..recipe import validate_dict
-            from ..train import build_model, make_task
 
             recipe = validate_dict(
                 variant_doc(self.base, self.recurrent, layer, units), build_layers=False
             )
-            task = make_task(recipe)
-            task.check_recipe(recipe)
+            task = checked_task(recipe)
             try:
                 model = build_model(recipe, task, self.input_shape, self.info)
                 self.cache[key] = trainable_params(model)
@@ -201,7 +198,6 @@ def solve_units(count, layer: str, base_units: list[int], target: int) -> tuple[
 
 
 def _length_param(recipe) -> bool:
-    from ..recipe import accepted_params
 
     return "length" in accepted_params(SOURCES, SOURCES.get(recipe.data.source.type))
 
@@ -245,9 +241,6 @@ def _first_batch(task, data, batch_size: int, seed: int) -> tuple[tuple, int]:
 def _time_steps(recipe, task, data, reps: int = 3) -> tuple[float, float, int]:
     """(first call, median of ``reps`` later calls) of one training step in seconds, and the
     number of steps in an epoch."""
-    import keras
-
-    from ..train import build_model
 
     keras.utils.set_random_seed(recipe.seed)
     train_x = data.splits["train"].x
@@ -285,8 +278,6 @@ def plan_compare(
     """Check everything and estimate the budget; train nothing. See the module docstring.
 
     ``estimate=False`` skips the timed training steps (and so the budget check)."""
-    from ..recipe import load_recipe, validate_dict
-    from ..train import _refuse_inside_data, check_recipe, make_task
 
     say = progress or (lambda msg: None)
     names = parse_list(layers, "--layers")
@@ -314,7 +305,7 @@ def plan_compare(
         / (f"compare-{recipe.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
     )
     _check_out(out)
-    _refuse_inside_data(out, recipe)
+    refuse_inside_data(out, recipe)
 
     base = recipe.to_dict()
     recurrent = [
@@ -338,7 +329,7 @@ def plan_compare(
         for name in names:
             doc = variant_doc(base, recurrent, name, base_units, length=length)
             try:
-                check_recipe(validate_dict(doc, file=str(recipe_file)), str(recipe_file))
+                build(validate_dict(doc, file=str(recipe_file)), str(recipe_file))
             except RecipeError as exc:
                 where = f" at length {length}" if length else ""
                 raise RecipeError(
@@ -349,10 +340,10 @@ def plan_compare(
     # data once (at the longest length): input shape for counting, a batch for timing
     longest = length_list[-1]
     probe_recipe = validate_dict(variant_doc(base, recurrent, names[0], base_units, length=longest))
-    task = make_task(probe_recipe)
-    task.check_recipe(probe_recipe)
+    probe = build(probe_recipe)
+    task = probe.task
     say("reading the data once to size the models ...")
-    data = task.load_data(probe_recipe)
+    data = probe.load_data()
 
     counter = _Counter(base, recurrent, data.input_shape, data.info)
     candidates = []
@@ -371,8 +362,7 @@ def plan_compare(
     for cand in candidates if estimate else []:
         say(f"timing one training step of {cand.name} ({cand.units} units) ...")
         r = validate_dict(variant_doc(base, recurrent, cand.name, cand.units, length=longest))
-        t = make_task(r)
-        t.check_recipe(r)
+        t = checked_task(r)
         first_seconds[cand.name], step_seconds[cand.name], _ = _time_steps(r, t, data)
     total = 0.0
     for length in length_list:

@@ -8,12 +8,16 @@ import json
 import logging
 import math
 import os
+import platform
 import statistics
 from dataclasses import asdict
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from ..gradflow import plot_gradients
+from ..longrange import LEARN_RATIO
 from .common import GRADIENT_EXAMPLES, INFERENCE_BATCH, Plan
 from .plan import format_seconds
 
@@ -191,10 +195,10 @@ def _csv(path: Path, rows: list[dict]) -> None:
 
 
 def _plot_curves(plan: Plan, results: list[dict], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     panels = plan.lengths
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
@@ -227,10 +231,10 @@ def _plot_curves(plan: Plan, results: list[dict], path: Path) -> None:
 
 
 def _plot_sweep(plan: Plan, rows: list[dict], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     ratio = any("test_baseline_ratio" in r for r in rows)
     key = "test_baseline_ratio" if ratio else f"test_{plan.monitor.removeprefix('val_')}"
@@ -242,7 +246,6 @@ def _plot_sweep(plan: Plan, rows: list[dict], path: Path) -> None:
             ax.errorbar(xs, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o",
                         capsize=3, label=cand.name)  # fmt: skip
     if ratio:
-        from ..longrange import LEARN_RATIO
 
         ax.axhline(LEARN_RATIO, color="grey", linestyle="--", linewidth=1, label="learns below")
         ax.set_yscale("log")
@@ -259,7 +262,6 @@ def _plot_sweep(plan: Plan, rows: list[dict], path: Path) -> None:
 
 
 def _gradient_outputs(plan: Plan, results: list[dict], out: Path) -> bool:
-    from ..gradflow import plot_gradients
 
     panels, lines = {}, []
     seed = plan.seeds[0]
@@ -296,7 +298,6 @@ def _steps_note(results: list[dict]) -> str:
 
 def write_report(plan: Plan, results: list[dict], elapsed: float | None = None) -> dict:
     """Write compare.md/.csv, runs.csv, curves.png (and sweep.*, gradients.*); return paths."""
-    import platform
 
     out = plan.out
     rows = summarize(plan, results)
@@ -348,7 +349,6 @@ def write_report(plan: Plan, results: list[dict], elapsed: float | None = None) 
         text += ["", "Recipe parameters a layer does not take: " + "; ".join(dropped) + "."]
     sweep = sweep_table(plan, rows)
     if sweep:
-        from ..longrange import LEARN_RATIO
 
         paths["sweep"] = out / "sweep.md"
         text += ["", "## Sweep over sequence length", "", sweep, ""]
@@ -378,7 +378,6 @@ def write_report(plan: Plan, results: list[dict], elapsed: float | None = None) 
             "over its value at the last step (1 = no decay; 1e-6 = vanished; 0 = below float32's "
             "range).",
         ]
-    import keras
 
     text += [
         "",

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 import os
+import resource
 import statistics
-import sys
+import threading
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from ..errors import SeqkitError
+from ..build import build
+from ..gradflow import state_gradients
+from ..recipe import validate_dict
+from ..registry import TASKS
+from ..runs import Run
+from ..training.trainer import train
 from .common import GRADIENT_EXAMPLES, INFERENCE_BATCH
 from .plan import trainable_params
 
@@ -29,7 +35,6 @@ def _rss_bytes() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):  # not Linux: fall back to the peak so far
-        import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -38,7 +43,6 @@ class _MemorySampler:
     """Peak RSS (sampled every 5 ms on a thread) above the RSS at ``start``."""
 
     def __init__(self):
-        import threading
 
         self.base = None
         self.peak = 0
@@ -66,14 +70,12 @@ class _MemorySampler:
 
 
 def _probe_callback(memory, gradient_batch, state):
-    import keras
 
     class Probe(keras.callbacks.Callback):
         """Per epoch: first batch start -> last batch end; memory; gradients at the start."""
 
         def on_train_begin(self, logs=None):
             if gradient_batch is not None and "init" not in state["gradients"]:
-                from ..gradflow import state_gradients
 
                 state["gradients"]["init"] = []
                 try:
@@ -105,7 +107,6 @@ def _instrument(task_type: str, callback) -> None:
     with a subclass adds the probe without touching the trainer or the recipe (the run folder
     records the task as usual).
     """
-    from ..registry import TASKS
 
     cls = TASKS.get(task_type)
 
@@ -181,19 +182,12 @@ def _time_inference(model, split) -> dict:
 
 def worker(job: dict) -> dict:
     """Train one run of a comparison and measure it; return (and write) its result."""
-    import resource
-
-    import keras
-
-    from ..recipe import validate_dict
-    from ..train import Run, make_task, train
 
     recipe = validate_dict(job["recipe"])
     result = {k: job[k] for k in ("id", "layer", "units", "seed", "length")}
     wall = time.time()
-    task = make_task(recipe)
-    task.check_recipe(recipe)
-    data = task.load_data(recipe)
+    probe = build(recipe)
+    task, data = probe.task, probe.load_data()
     split = "test" if "test" in data.splits else "validation"
     probe_split = data.splits[split]
     gradient_batch = None
@@ -216,7 +210,6 @@ def worker(job: dict) -> dict:
     except Exception as exc:  # a measurement, not the run: note it and go on
         notes.append(f"inference timing: {type(exc).__name__}: {exc}")
     if gradient_batch is not None:
-        from ..gradflow import state_gradients
 
         try:
             state["gradients"]["trained"] = state_gradients(model, *gradient_batch).norms.tolist()
@@ -247,18 +240,3 @@ def worker(job: dict) -> dict:
         result["learns"] = bool(learns(metrics["test"]))
     keras.backend.clear_session()
     return result
-
-
-def _worker_main() -> int:
-    job = json.loads(sys.stdin.read())
-    logging.basicConfig(level=logging.WARNING, format="seqkit: %(levelname)s: %(message)s")
-    try:
-        result = worker(job)
-    except KeyboardInterrupt:
-        return 130
-    except SeqkitError as exc:
-        result = {k: job[k] for k in ("id", "layer", "units", "seed", "length")}
-        result |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        print(f"seqkit: error: {exc}", file=sys.stderr)
-    Path(job["result"]).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["status"] == "completed" else 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, RunError
+from ..runs import load_model
 from .models import FRAME_INPUT, NEXT
 
 
@@ -75,9 +76,9 @@ class Exported:
 
 def _interpreter(content_path: str):
     try:  # LiteRT, TFLite's successor, when installed
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # optional: may not be installed
     except ImportError:
-        import tensorflow as tf
+        import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
@@ -106,7 +107,7 @@ def _load_tflite(path: Path, meta: dict) -> Exported:
 
 
 def _load_saved_model(path: Path, meta: dict) -> Exported:
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures["serving_default"]
@@ -123,7 +124,6 @@ def _load_saved_model(path: Path, meta: dict) -> Exported:
 
 
 def _load_keras(path: Path, meta: dict) -> Exported:
-    from ..train import load_model
 
     model = load_model(path)
     names = [t.name for t in model.inputs]
@@ -145,7 +145,7 @@ def _load_keras(path: Path, meta: dict) -> Exported:
 
 def _load_onnx(path: Path, meta: dict) -> Exported:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: seqkit[onnx]
     except ImportError:
         raise ParameterError(
             f"Running '{path}' needs onnxruntime: pip install 'seqkit[onnx]'."

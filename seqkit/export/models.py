@@ -3,6 +3,7 @@ single-step (streaming) model built from its layers."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from ..errors import ParameterError
@@ -12,7 +13,6 @@ NEXT = "next_"
 
 
 def _keras():
-    import keras
 
     return keras
 

@@ -60,7 +60,7 @@ def _representative(model, calibration, streaming: bool, max_samples: int, seed:
 def _convert(keras_model, quantize=None, representative=None) -> bytes:
     """One TFLite conversion: float, ``"int8"`` (full integer kernels, float32 inputs and
     outputs, calibrated on ``representative``) or ``"dynamic"`` (dynamic-range)."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional: TensorFlow is one Keras backend of three
 
     conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     if quantize:

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError, RunError
+from .. import __version__
+from ..build import load_data
+from ..errors import ParameterError, RunError, did_you_mean
+from ..runs import Run
 from .load import load_exported
-from .models import (
-    _onnx_streaming_copy,
-    inference_copy,
-    probe_inputs,
-    streaming_model,
-)
+from .models import _onnx_streaming_copy, inference_copy, probe_inputs, streaming_model
 from .tflite import _quiet, to_tflite
 
 FORMATS = ("keras", "saved_model", "tflite", "tflite_int8", "onnx")
@@ -52,7 +50,6 @@ def default_name(fmt: str, streaming: bool) -> str:
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        from ..errors import did_you_mean
 
         raise ParameterError(
             f"`format` must be one of {', '.join(FORMATS)}; received {fmt!r}.{did_you_mean(fmt, FORMATS)}"
@@ -223,7 +220,6 @@ def check_export(model, path, x, y=None) -> dict:
 
 def training_splits(recipe):
     """``{split: (x, y)}`` of the recipe's data, read by its task (``seqkit.train.load_data``)."""
-    from ..train import load_data
 
     return {name: (s.x, s.y) for name, s in load_data(recipe).splits.items()}
 
@@ -243,8 +239,6 @@ def export_run(
     when there is no test split): accuracy of the export and of the Keras model. Float: max abs
     difference from the Keras model on random clips spread like the training features.
     """
-    from .. import __version__
-    from ..train import Run
 
     _check_format(fmt)
     run = Run(run_dir)

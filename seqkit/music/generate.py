@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, RunError, positive_int
+from ..runs import Run
+from .rolls import notes_to_midi, notes_to_roll
+from .sources import read_midi, seconds_per_step
+from .synth import render_midi, write_wav
 
 log = logging.getLogger("seqkit")
 
@@ -63,10 +67,10 @@ def _atomic(path: Path, write) -> None:
 
 def plot_roll(roll, path, lowest: int, title: str = "", primer_steps: int = 0) -> None:
     """A piano-roll PNG: time steps left to right, MIDI notes bottom to top."""
-    import matplotlib
+    import matplotlib  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib (0.35-0.6 s): only when a figure is drawn
 
     roll = np.asarray(roll, dtype=bool)
     used = np.flatnonzero(roll.any(axis=0))
@@ -107,10 +111,6 @@ def generate(
 ) -> dict:
     """Sample ``num`` continuations from the run in ``run_dir`` into ``out``; return the
     description written to ``generate.json``."""
-    from ..train import Run
-    from .rolls import notes_to_midi, notes_to_roll
-    from .sources import read_midi, seconds_per_step
-    from .synth import render_midi, write_wav
 
     steps = positive_int("steps", steps)
     num = positive_int("num", num)

@@ -181,7 +181,7 @@ def notes_to_midi(
     ``seconds_per_step`` seconds, at a resolution where a step is exactly 120 ticks, so reading
     it back with the same ``steps_per_quarter`` gives the same steps.
     """
-    import pretty_midi
+    import pretty_midi  # pretty_midi (0.16 s): only when MIDI is read or written
 
     if not seconds_per_step > 0:
         raise ParameterError(
@@ -262,3 +262,68 @@ def chunk_spans(length: int, chunk: int, warmup: int = 0) -> list[tuple[int, int
     for first in range(0, length, chunk):
         out.append((max(0, first - int(warmup)), first, min(first + chunk, length)))
     return out
+
+
+# Melody events (``melody`` task): 0 hold, 1 rest, 2 + i note on of min_note + i.
+HOLD, REST, FIRST_NOTE_EVENT = 0, 1, 2
+
+
+def top_line(roll, onsets=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(pitch index or -1, onset)`` per step: the highest sounding key (the skyline) and
+    whether a note starts there (the top key changes, or ``onsets`` marks it)."""
+    roll = np.asarray(roll, dtype=bool)
+    t = roll.shape[0]
+    active = roll.any(axis=1)
+    top = np.where(active, roll.shape[1] - 1 - np.argmax(roll[:, ::-1], axis=1), -1)
+    onset = np.zeros(t, dtype=bool)
+    for i in range(t):
+        if top[i] < 0:
+            continue
+        onset[i] = (
+            i == 0
+            or top[i] != top[i - 1]
+            or (onsets is not None and bool(np.asarray(onsets)[i, top[i]]))
+        )
+    return top, onset
+
+
+def melody_events(roll, onsets, min_note: int, max_note: int, lowest: int = LOWEST):
+    """``(events, folded)``: the event sequence of a roll's top line; notes outside
+    ``min_note .. max_note`` are moved by octaves into it (``folded`` counts them)."""
+    top, onset = top_line(roll, onsets)
+    events = np.zeros(len(top), dtype=np.int32)
+    folded = 0
+    for i, k in enumerate(top):
+        if k < 0:
+            events[i] = REST if i > 0 and top[i - 1] >= 0 else HOLD
+            continue
+        if not onset[i]:
+            events[i] = HOLD
+            continue
+        pitch = int(k) + lowest
+        if not min_note <= pitch <= max_note:
+            folded += 1
+            while pitch < min_note:
+                pitch += 12
+            while pitch > max_note:
+                pitch -= 12
+            if pitch < min_note:  # a range narrower than an octave
+                pitch = min_note
+        events[i] = FIRST_NOTE_EVENT + pitch - min_note
+    return events, folded
+
+
+def events_to_notes(events, min_note: int):
+    """Notes ``(pitch, start, end)`` of an event sequence."""
+
+    notes, current, start = [], None, 0
+    for i, e in enumerate(list(events) + [REST]):
+        e = int(e)
+        if e == HOLD:
+            continue
+        if current is not None:
+            notes.append(Note(current, start, i))
+            current = None
+        if e >= FIRST_NOTE_EVENT:
+            current, start = min_note + e - FIRST_NOTE_EVENT, i
+    return notes

@@ -29,24 +29,21 @@ the file name, ``validation_percent`` / ``test_percent``), stable as files are a
 
 from __future__ import annotations
 
-import hashlib
-import json
+import importlib
 import logging
 import os
 import pickle
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ..data import which_set
+from ..data import SPLITS, percent, which_set
 from ..errors import DataError, ParameterError, positive_int, positive_number
 from .rolls import HIGHEST, KEYS, LOWEST, Note, midi_notes, notes_to_roll, steps_to_roll
 
 log = logging.getLogger("seqkit")
 
-SPLITS = ("train", "validation", "test")
 PICKLE_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
@@ -88,12 +85,12 @@ def seconds_per_step(time_step: dict, tempo: float = 120.0) -> float:
     return 60.0 / float(tempo) / float(time_step["steps_per_quarter"])
 
 
-def _skip(skipped: list, path, reason: str) -> None:
+def record_skip(skipped: list, path, reason: str) -> None:
     skipped.append({"path": str(path), "reason": reason})
     log.warning("Skipping %s: %s.", path, reason)
 
 
-def _dropped(skipped: list, path, n: int) -> None:
+def record_dropped(skipped: list, path, n: int) -> None:
     """Record (in ``skipped``, reason ``dropped N note(s) ...``) and warn about notes outside
     the piano range that were left out of a piece that is kept."""
     if n:
@@ -107,7 +104,7 @@ def files_skipped(skipped: list) -> list:
     return [s for s in skipped if not s["reason"].startswith("dropped ")]
 
 
-def _finish(pieces, time_step, skipped, dropped, what: str, total: int) -> MusicData:
+def finish(pieces, time_step, skipped, dropped, what: str, total: int) -> MusicData:
     if files_skipped(skipped):
         log.warning(
             "Skipped %d of %d %s (see the warnings above).",
@@ -124,10 +121,6 @@ def _finish(pieces, time_step, skipped, dropped, what: str, total: int) -> Music
     return MusicData(pieces, time_step, skipped, dropped)
 
 
-def _percent(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
-        raise ParameterError(f"`{name}` must be a number in [0, 100); received {value!r}.")
-    return float(value)
 
 
 def _time_step(steps_per_quarter, step_seconds) -> dict:
@@ -151,7 +144,7 @@ class MusicSource:
         raise NotImplementedError
 
 
-class _FolderSplits:
+class FolderSplits:
     """Split rule of folder sources: split sub-folders, else the file-name hash."""
 
     SPLIT_DIRS = {
@@ -257,11 +250,11 @@ def layout_to_pieces(data, path) -> tuple[list[Piece], list[dict], int]:
                 ):
                     raise _layout_error(path, f"{where}[{t}]", step)
             if not seq:
-                _skip(skipped, f"{path}{where}", "empty sequence")
+                record_skip(skipped, f"{path}{where}", "empty sequence")
                 continue
             roll, outside = steps_to_roll(seq)
             if outside:
-                _dropped(skipped, f"{path}{where}", outside)
+                record_dropped(skipped, f"{path}{where}", outside)
                 dropped += outside
             pieces.append(Piece(f"{key}[{i}]", split, roll))
     return pieces, skipped, dropped
@@ -283,7 +276,7 @@ class PianoRollPickle(MusicSource):
         data = read_plain_pickle(self.path)
         pieces, skipped, dropped = layout_to_pieces(data, self.path)
         n = sum(len(data[k]) for k in PICKLE_SPLITS)
-        return _finish(
+        return finish(
             pieces, {"steps_per_quarter": self.steps_per_quarter}, skipped, dropped, "sequences", n
         )
 
@@ -365,7 +358,7 @@ class PianoRollNpz(MusicSource):
         else:
             step = {"steps_per_quarter": int(arrays.get("steps_per_quarter", 1))}
         total = sum(len(arrays[f"{s}_lengths"]) for s in SPLITS)
-        return _finish(pieces, step, [], 0, "sequences", total)
+        return finish(pieces, step, [], 0, "sequences", total)
 
 
 # -- MIDI folders ------------------------------------------------------------------------------
@@ -373,7 +366,7 @@ class PianoRollNpz(MusicSource):
 
 def read_midi(path, time_step: dict) -> tuple[list[Note], int]:
     """``(notes, drum_notes)`` of a MIDI file in steps; DataError if it cannot be read."""
-    import pretty_midi
+    import pretty_midi  # pretty_midi (0.16 s): only when MIDI is read or written
 
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
@@ -386,7 +379,7 @@ def read_midi(path, time_step: dict) -> tuple[list[Note], int]:
     )
 
 
-class MidiFolder(MusicSource, _FolderSplits):
+class MidiFolder(MusicSource, FolderSplits):
     """``.mid`` / ``.midi`` files under ``root`` (recursively), one piece each.
 
     A step is ``1 / steps_per_quarter`` of a quarter note at the file's tempo (default 4: a
@@ -407,8 +400,8 @@ class MidiFolder(MusicSource, _FolderSplits):
             raise ParameterError(f"`root` must be a folder name; received {root!r}.")
         self.root = Path(root).expanduser()
         self.time_step = _time_step(steps_per_quarter, step_seconds)
-        self.validation_percent = _percent("validation_percent", validation_percent)
-        self.test_percent = _percent("test_percent", test_percent)
+        self.validation_percent = percent("validation_percent", validation_percent)
+        self.test_percent = percent("test_percent", test_percent)
 
     def load(self, cache: bool = True) -> MusicData:
         files = self._files(MIDI_SUFFIXES)
@@ -417,286 +410,36 @@ class MidiFolder(MusicSource, _FolderSplits):
             try:
                 notes, drums = read_midi(path, self.time_step)
             except DataError as exc:
-                _skip(skipped, path, str(exc))
+                record_skip(skipped, path, str(exc))
                 continue
             if not notes:
-                _skip(skipped, path, "only drum tracks" if drums else "no notes")
+                record_skip(skipped, path, "only drum tracks" if drums else "no notes")
                 continue
             roll, onsets, outside = notes_to_roll(notes)
             if outside:
-                _dropped(skipped, path, outside)
+                record_dropped(skipped, path, outside)
                 dropped += outside
             if not roll.any():
-                _skip(skipped, path, f"no notes inside {LOWEST}..{HIGHEST}")
+                record_skip(skipped, path, f"no notes inside {LOWEST}..{HIGHEST}")
                 continue
             pieces.append(Piece(str(path), split, roll, onsets))
-        return _finish(pieces, self.time_step, skipped, dropped, "MIDI files", len(files))
+        return finish(pieces, self.time_step, skipped, dropped, "MIDI files", len(files))
 
 
 # -- music21's corpus --------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """seqkit's cache folder (``seqkit.cache.cache_root``): ``$SEQKIT_CACHE``, else
-    ``$XDG_CACHE_HOME/seqkit``, else ``~/.cache/seqkit``."""
-    from ..cache import cache_root
-
-    return cache_root()
-
-
-def score_notes(score, part: str | int | None, steps_per_quarter: int):
-    """Notes (in steps) of a music21 score, or of one part; None when ``part`` is missing.
-
-    Ties are merged; a step is ``1 / steps_per_quarter`` quarter note; times are exact
-    fractions, so the quantisation rule is applied exactly.
-    """
-    parts = list(score.parts) or [score]
-    if part is not None:
-        if isinstance(part, int):
-            parts = parts[part : part + 1] if -len(parts) <= part < len(parts) else []
-        else:
-            want = part.lower()
-            parts = [p for p in parts if want in str(p.partName or p.id or "").lower()][:1]
-        if not parts:
-            return None
-    notes = []
-    for p in parts:
-        for el in p.stripTies().flatten().notes:
-            start = Fraction(el.offset).limit_denominator(10_000)
-            end = start + Fraction(el.duration.quarterLength).limit_denominator(10_000)
-            s = int((start * steps_per_quarter).__floor__())
-            e = max(int((end * steps_per_quarter).__ceil__()), s + 1)
-            for pitch in el.pitches:
-                notes.append(Note(int(pitch.midi), s, e))
-    notes.sort(key=lambda n: (n.start, n.pitch, n.end))
-    return notes
-
-
-class Music21Corpus(MusicSource):
-    """Scores shipped with music21 (offline): every score of ``composer`` in its corpus
-    (``bach``: the chorales, 400-odd MusicXML files; RomanText analyses are left out), all
-    parts or one (``part``: a part name such as ``soprano``, or an index), ``limit`` scores at
-    most. A step is ``1 / steps_per_quarter`` quarter note. Bach reused chorale tunes: a score
-    whose (selected) notes are exactly those of an earlier one is skipped (``skip_duplicates``)
-    so that no melody is in two splits; the same tune in another key or rhythm is kept. Parsed scores are cached as an
-    ``.npz`` of rolls under ``seqkit.music.sources.cache_dir()`` (never as pickles) when the
-    recipe's ``data.cache`` is true."""
-
-    def __init__(
-        self,
-        composer: str = "bach",
-        part: str | int | None = None,
-        steps_per_quarter: int = 4,
-        validation_percent: float = 10.0,
-        test_percent: float = 10.0,
-        limit: int | None = None,
-        skip_duplicates: bool = True,
-    ):
-        if not isinstance(composer, str) or not composer:
-            raise ParameterError(
-                f"`composer` must be a name such as 'bach'; received {composer!r}."
-            )
-        if part is not None and not isinstance(part, (str, int)):
-            raise ParameterError(f"`part` must be a part name or index; received {part!r}.")
-        self.composer = composer
-        self.part = part
-        self.steps_per_quarter = positive_int("steps_per_quarter", steps_per_quarter)
-        self.validation_percent = _percent("validation_percent", validation_percent)
-        self.test_percent = _percent("test_percent", test_percent)
-        self.limit = None if limit is None else positive_int("limit", limit)
-        if not isinstance(skip_duplicates, bool):
-            raise ParameterError(
-                f"`skip_duplicates` must be true or false; received {skip_duplicates!r}."
-            )
-        self.skip_duplicates = skip_duplicates
-
-    def _paths(self) -> list[Path]:
-        try:
-            from music21 import corpus
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise DataError(f"music21 is needed for music21_corpus ({exc}).") from exc
-        paths = sorted(
-            Path(p) for p in corpus.getComposer(self.composer) if Path(p).suffix in SCORE_SUFFIXES
-        )
-        if not paths:
-            raise DataError(
-                f"music21's corpus has no scores by composer '{self.composer}' "
-                "(data.source.composer); try bach, beethoven, mozart, palestrina, monteverdi."
-            )
-        return paths[: self.limit] if self.limit else paths
-
-    def _cache_file(self, paths) -> Path:
-        import music21
-
-        key = json.dumps(
-            [music21.__version__, self.composer, self.part, self.steps_per_quarter,
-             [p.name for p in paths]]
-        )  # fmt: skip
-        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-        return cache_dir() / "music21" / f"{self.composer}-{digest}.npz"
-
-    def load(self, cache: bool = True) -> MusicData:
-        paths = self._paths()
-        step = {"steps_per_quarter": self.steps_per_quarter}
-        cached = self._cache_file(paths)
-        entries = _read_cache(cached) if cache else None
-        if entries is None:
-            entries = [self._read(p) for p in paths]
-            if cache:
-                _write_cache(cached, entries)
-        pieces, skipped, dropped, seen = [], [], 0, {}
-        for name, reason, notes in entries:
-            if reason:
-                _skip(skipped, name, reason)
-                continue
-            key = hashlib.sha1(repr(sorted(notes)).encode()).hexdigest()
-            if self.skip_duplicates and key in seen:
-                _skip(skipped, name, f"duplicate (the same notes as {seen[key]})")
-                continue
-            seen[key] = name
-            roll, onsets, outside = notes_to_roll(notes)
-            if outside:
-                _dropped(skipped, name, outside)
-                dropped += outside
-            split = which_set(Path(name).name, self.validation_percent, self.test_percent)
-            pieces.append(Piece(name, split, roll, onsets))
-        return _finish(pieces, step, skipped, dropped, "scores", len(paths))
-
-    def _read(self, path: Path):
-        from music21 import converter
-
-        name = f"music21:{path.parent.name}/{path.name}"
-        try:
-            score = converter.parse(str(path), forceSource=True)  # never music21's pickles
-        except Exception as exc:
-            return name, f"cannot be parsed ({type(exc).__name__}: {exc})", []
-        notes = score_notes(score, self.part, self.steps_per_quarter)
-        if notes is None:
-            return name, f"no part named {self.part!r}", []
-        if not notes:
-            return name, "no notes", []
-        return name, "", notes
-
-
-def _read_cache(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = json.loads(str(z["names"]))
-            notes = z["notes"]
-            counts = z["counts"]
-    except Exception:  # a damaged cache is rebuilt
-        return None
-    out, i = [], 0
-    for (name, reason), n in zip(names, counts):
-        out.append((name, reason, [Note(*map(int, row)) for row in notes[i : i + n]]))
-        i += n
-    return out
-
-
-def _write_cache(path: Path, entries) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        notes = [tuple(n) for _, _, ns in entries for n in ns]
-        tmp = path.with_name(path.name + f".{os.getpid()}.partial.npz")
-        np.savez_compressed(
-            tmp,
-            names=np.array(json.dumps([[n, r] for n, r, _ in entries])),
-            notes=np.array(notes, dtype=np.int32).reshape(-1, 3),
-            counts=np.array([len(ns) for _, _, ns in entries], dtype=np.int64),
-        )
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("Could not write the score cache %s (%s); continuing without.", path, exc)
-
-
 # -- audio -------------------------------------------------------------------------------------
 
-AUDIO_MODES = ("melody", "polyphonic")
 
 
-class AudioFolder(MusicSource, _FolderSplits):
-    """Recordings under ``root`` (WAV, FLAC, OGG, ...), transcribed to piano rolls.
 
-    ``mode: melody`` -- pYIN (``seqkit.music.transcribe.melody_notes``), one note at a time,
-    with onsets; ``mode: polyphonic`` -- a constant-Q roll (``polyphonic_roll``). One step is
-    one analysis frame, ``hop_length / sample_rate`` seconds. A recording in which no pitch is
-    found is skipped (warning, counted).
-    """
+# Sources that lived here until seqkit 0.2 (``from seqkit.music.sources import AudioFolder``).
+_MOVED = {"Music21Corpus": "scores", "AudioFolder": "recordings", "score_notes": "scores",
+          "cache_dir": "scores", "AUDIO_MODES": "recordings"}  # fmt: skip
 
-    def __init__(
-        self,
-        root: str,
-        mode: str = "melody",
-        sample_rate: int = 22050,
-        hop_length: int = 512,
-        threshold_db: float = -30.0,
-        max_polyphony: int = 6,
-        lowest_note: int = 36,
-        highest_note: int = 96,
-        validation_percent: float = 10.0,
-        test_percent: float = 10.0,
-    ):
-        if not isinstance(root, str) or not root:
-            raise ParameterError(f"`root` must be a folder name; received {root!r}.")
-        if mode not in AUDIO_MODES:
-            raise ParameterError(
-                f"`mode` must be one of {', '.join(AUDIO_MODES)}; received {mode!r}."
-            )
-        self.root = Path(root).expanduser()
-        self.mode = mode
-        self.sample_rate = positive_int("sample_rate", sample_rate)
-        self.hop_length = positive_int("hop_length", hop_length)
-        if not isinstance(threshold_db, (int, float)) or threshold_db >= 0:
-            raise ParameterError(
-                f"`threshold_db` must be a number below 0; received {threshold_db!r}."
-            )
-        self.threshold_db = float(threshold_db)
-        self.max_polyphony = positive_int("max_polyphony", max_polyphony)
-        for name, v in (("lowest_note", lowest_note), ("highest_note", highest_note)):
-            if isinstance(v, bool) or not isinstance(v, int) or not LOWEST <= v <= HIGHEST:
-                raise ParameterError(
-                    f"`{name}` must be a MIDI note in {LOWEST}..{HIGHEST}; received {v!r}."
-                )
-        if lowest_note >= highest_note:
-            raise ParameterError(
-                f"`lowest_note` ({lowest_note}) must be below `highest_note` ({highest_note})."
-            )
-        self.lowest_note, self.highest_note = lowest_note, highest_note
-        self.validation_percent = _percent("validation_percent", validation_percent)
-        self.test_percent = _percent("test_percent", test_percent)
 
-    def transcribe(self, path) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(roll, onsets)`` of one recording; DataError when it cannot be read."""
-        from ..features import Load
-        from . import transcribe as tr
-
-        y = Load(sample_rate=self.sample_rate).read(path)
-        if self.mode == "melody":
-            notes = tr.melody_notes(
-                y, self.sample_rate, self.hop_length, self.lowest_note, self.highest_note
-            )
-            frames = 1 + len(y) // self.hop_length
-            roll, onsets, _ = notes_to_roll(notes, length=frames)
-            return roll, onsets
-        roll = tr.polyphonic_roll(
-            y, self.sample_rate, self.hop_length, self.threshold_db, self.max_polyphony
-        )
-        return roll, None
-
-    def load(self, cache: bool = True) -> MusicData:
-        files = self._files(AUDIO_SUFFIXES)
-        pieces, skipped = [], []
-        for path, split in files:
-            try:
-                roll, onsets = self.transcribe(path)
-            except DataError as exc:
-                _skip(skipped, path, str(exc).removeprefix(f"{path}: "))
-                continue
-            if not roll.any():
-                _skip(skipped, path, "no detectable pitch")
-                continue
-            pieces.append(Piece(str(path), split, roll, onsets))
-        step = {"seconds": self.hop_length / self.sample_rate}
-        return _finish(pieces, step, skipped, 0, "recordings", len(files))
+def __getattr__(name):
+    if name in _MOVED:
+        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ when ``fluidsynth`` can be imported, and says which one it used.
 from __future__ import annotations
 
 import numpy as np
+import soundfile as sf
 
 from ..errors import positive_int
 
@@ -95,6 +96,5 @@ def render_midi(pm, sample_rate: int = 22050, use_fluidsynth: bool | None = None
 
 
 def write_wav(path, audio, sample_rate: int) -> None:
-    import soundfile as sf
 
     sf.write(str(path), np.asarray(audio, dtype=np.float32), int(sample_rate), subtype="PCM_16")

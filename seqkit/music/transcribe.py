@@ -16,6 +16,7 @@ Both work on frames of ``hop_length`` samples, and one frame is one time step of
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 
 from ..errors import ParameterError
@@ -50,8 +51,7 @@ def melody_notes(
     min_note_frames: int = 3,
 ) -> list[Note]:
     """Notes of a monophonic recording, in frames of ``hop_length`` samples (pYIN)."""
-    import librosa
-    import scipy.signal
+    import scipy.signal  # scipy.signal (1 s): only on this path
 
     f0, voiced, _ = librosa.pyin(
         y=np.asarray(y, dtype=np.float32),
@@ -78,7 +78,6 @@ BINS_PER_KEY = 3  # constant-Q bins per semitone; the middle one is on the key
 def cqt_magnitude(y, sr: int, hop_length: int = 512) -> np.ndarray:
     """``(frames, 88 * 3)`` constant-Q magnitudes, three bins per piano key from A0 (the
     middle bin of each three on the key's frequency)."""
-    import librosa
 
     c = librosa.cqt(
         y=np.asarray(y, dtype=np.float32),
@@ -131,7 +130,7 @@ def polyphonic_roll(
     the recording, strongest first; a peak is a note unless the harmonics 2..6 of louder notes
     (assumed at 1/k of their magnitude) explain two thirds of it. Then a 3-frame median filter.
     """
-    import scipy.ndimage
+    import scipy.ndimage  # scipy.signal (1 s): only on this path
 
     mag = cqt_magnitude(y, sr, hop_length)
     roll = np.zeros((mag.shape[0], KEYS), dtype=bool)

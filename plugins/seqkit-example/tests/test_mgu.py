@@ -252,7 +252,7 @@ def test_a_run_records_the_plugin_it_used(tmp_path):
     import json
 
     from seqkit.recipe import validate_dict
-    from seqkit.train import train
+    from seqkit.training import train
 
     doc = {
         "name": "mgu-run",

@@ -1,0 +1,129 @@
+"""``seqkit data``: make datasets. ``seqkit data synth`` writes keywords spoken by eSpeak NG in
+the Speech Commands layout (see ``seqkit.speech.sources.synthetic``)."""
+
+from __future__ import annotations
+
+import click
+
+from .options import FOLDER, CommaList
+
+
+def _snr(value: str) -> list[float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"must be LOW,HIGH in dB, e.g. 5,30; received {value!r}", param_hint="--snr-db"
+        ) from None
+    return [low, high]
+
+
+@click.group(name="data")
+def data():
+    """Make datasets (seqkit data synth)."""
+
+
+@data.command()
+@click.option(
+    "--words",
+    required=True,
+    type=CommaList("word", "--words yes,no"),
+    help="Comma-separated keywords, e.g. yes,no,up,down.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=FOLDER,
+    help="Folder to write: new, empty, or one seqkit generated before (never any other).",
+)
+@click.option(
+    "--unknown-words",
+    default=None,
+    type=CommaList(allow_empty=True),
+    help="Comma-separated other words for _unknown_ (default: the 20 auxiliary words of "
+    "Speech Commands v0.01; '' for none).",
+)
+@click.option("--speakers", default=200, show_default=True, type=int, help="Synthetic speakers.")
+@click.option(
+    "--clips-per-speaker", default=3, show_default=True, type=int, help="Takes of each keyword."
+)
+@click.option(
+    "--unknown-per-speaker",
+    default=5,
+    show_default=True,
+    type=int,
+    help="Unknown words each speaker says once (drawn from --unknown-words).",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--validation-percent", default=15.0, show_default=True, type=float, help="Of the speakers."
+)
+@click.option(
+    "--test-percent", default=15.0, show_default=True, type=float, help="Of the speakers."
+)
+@click.option(
+    "--snr-db", default="5,30", show_default=True, help="Noise: SNR range LOW,HIGH in dB."
+)
+@click.option("--workers", default=None, type=int, help="Processes (default: up to 2).")
+def synth(
+    words,
+    out,
+    unknown_words,
+    speakers,
+    clips_per_speaker,
+    unknown_per_speaker,
+    seed,
+    validation_percent,
+    test_percent,
+    snr_db,
+    workers,
+):
+    """Write keywords spoken by eSpeak NG to OUT in the Speech Commands layout.
+
+    One folder per word (<speaker>_nohash_<i>.wav, 1 s, 16 kHz, 16-bit), speaker-disjoint
+    validation_list.txt and testing_list.txt, and _background_noise_/; read it with the
+    speech_commands data source. Run again with the same settings, it changes nothing.
+    """
+    from ..errors import ParameterError
+
+    # The generator: numpy, librosa and eSpeak NG (~0.2 s), not loaded for --help.
+    from ..speech.sources.synthetic import AUXILIARY_WORDS, synthesize
+
+    if workers is not None and workers < 1:
+        raise ParameterError(f"`--workers` must be a positive integer; received {workers}.")
+    summary = synthesize(
+        out,
+        workers=workers,
+        words=words,
+        unknown_words=unknown_words,
+        speakers=speakers,
+        clips_per_speaker=clips_per_speaker,
+        unknown_per_speaker=unknown_per_speaker,
+        seed=seed,
+        validation_percent=validation_percent,
+        test_percent=test_percent,
+        snr_db=_snr(snr_db),
+    )
+    if summary is None:
+        click.echo(f"{out}: already holds this data (same settings); nothing written.")
+        return
+    unknown = list(AUXILIARY_WORDS) if unknown_words is None else unknown_words
+    spk = summary["speakers"]
+    click.echo(
+        f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s "
+        f"({summary['workers']} process{'es' if summary['workers'] > 1 else ''})"
+    )
+    click.echo(f"  words: {', '.join(words)}")
+    click.echo(f"  unknown words: {', '.join(unknown) or 'none'}")
+    click.echo(
+        f"  speakers: {spk['train']} train, {spk['validation']} validation, {spk['test']} test "
+        "(speaker-disjoint: validation_list.txt, testing_list.txt)"
+    )
+    click.echo(
+        f"  background noise: {summary['background_noise']} recordings in _background_noise_/"
+    )
+    extra = "" if unknown and unknown_per_speaker else ", unknown_percent: 0"
+    click.echo(
+        f"  use it: data: {{source: {{type: speech_commands, root: {out}, "
+        f"words: [{', '.join(repr(w) for w in words)}]{extra}}}}}"
+    )

@@ -1,0 +1,94 @@
+"""``seqkit evaluate``: a run's best model on a split, as a report (the work is
+``seqkit.evaluate.evaluate_run``; this module formats its report)."""
+
+from __future__ import annotations
+
+import click
+
+from .common import import_keras
+from .options import json_option, run_dir_argument
+
+
+def _table(report: dict) -> list[str]:
+    lines = []
+    per_class = report.get("per_class") or {}
+    if per_class:
+        width = max(8, *(len(n) for n in per_class))
+        lines.append(f"{'label':<{width}}  precision  recall     f1  support")
+        for name, m in per_class.items():
+            lines.append(
+                f"{name:<{width}}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:5.4f}  "
+                f"{m['support']:7d}"
+            )
+    cm = report.get("confusion_matrix")
+    if cm and per_class:
+        names = list(per_class)
+        cell = max(5, *(len(str(v)) for row in cm for v in row))
+        width = max(8, *(len(n) for n in names))
+        lines.append("")
+        lines.append("confusion matrix (rows: true label, columns: predicted):")
+        lines.append(" " * width + "  " + " ".join(f"{n[:cell]:>{cell}}" for n in names))
+        for name, row in zip(names, cm):
+            lines.append(f"{name:<{width}}  " + " ".join(f"{v:>{cell}d}" for v in row))
+    return lines
+
+
+@click.command()
+@run_dir_argument()
+@click.option(
+    "--split", default="test", show_default=True, help="Split to evaluate: train, validation, test."
+)
+@json_option("Print the report as JSON on stdout.")
+@click.option(
+    "--show",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=-1),
+    help="Misclassified files to list (-1: all).",
+)
+@click.pass_context
+def evaluate(ctx, run_dir, split, as_json, show):
+    """Evaluate RUN_DIR's best model on a split; update metrics.json, write
+    RUN_DIR/confusion-SPLIT.png and a TensorBoard image (RUN_DIR/logs/evaluation)."""
+    import_keras(ctx)
+    # Reads the run's model: Keras/TensorFlow (~3 s), not loaded for --help.
+    from ..evaluate import evaluate_run
+
+    report, written = evaluate_run(run_dir, split)
+    if as_json:
+        import json  # not at the top: every seqkit command imports this module
+
+        click.echo(json.dumps(report, indent=2))
+        return
+    if "accuracy" in report:
+        head = f"{split}: accuracy {report['accuracy']:.4f}"
+        if "examples" in report:
+            head += f" ({report['examples']} clips)"
+        if "loss" in report:
+            head += f", loss {report['loss']:.4f}"
+        click.echo(head)
+    else:
+        for key, value in report.items():
+            if isinstance(value, (int, float, str)):
+                click.echo(f"{split} {key}: {value}")
+    for line in _table(report):
+        click.echo(line)
+    wrong = report.get("misclassified")
+    if wrong is not None:
+        total = report.get("examples", "?")
+        click.echo("")
+        click.echo(f"misclassified: {len(wrong)} of {total}")
+        for m in wrong if show < 0 else wrong[:show]:
+            click.echo(
+                f"  {m['path']}  true {m['label']}, predicted {m['predicted']} ({m['score']:.2f})"
+            )
+        if 0 <= show < len(wrong):
+            click.echo(
+                f"  ... {len(wrong) - show} more (--show -1 lists all; also in metrics.json)"
+            )
+    click.echo("")
+    if "png" in written:
+        click.echo(f"confusion matrix: {written['png']}")
+    if "tensorboard" in written:
+        click.echo(f"tensorboard: {written['tensorboard']}")
+    click.echo(f"metrics: {written['metrics']}")
