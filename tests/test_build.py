@@ -9,9 +9,9 @@ import collections
 import functools
 
 import pytest
-import yaml
 from click.testing import CliRunner
 from conftest import tiny_recipe, write_recipe
+from test_recipe import minimal, problem, problem_paths, write
 
 from seqkit.build import build
 from seqkit.cli import cli
@@ -23,37 +23,10 @@ from seqkit.registry import FEATURES, LAYERS, SOURCES, TASKS
 from seqkit.speech.sources.tones import SyntheticTones
 from seqkit.speech.task import KeywordSpotting
 
-MINIMAL = {
-    "data": {"source": {"type": "folder", "root": "data/words"}},
-    "features": [
-        {"type": "load", "sample_rate": 16000},
-        {"type": "fix_length", "seconds": 1.0},
-        {"type": "melspectrogram", "n_fft": 512, "hop_length": 160, "n_mels": 40},
-        {"type": "power_to_db"},
-    ],
-    "model": {"layers": [{"type": "gru", "units": 16}]},
-    "task": {"type": "kws"},
-}
-
-
-def write(tmp_path, doc, name="recipe.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def problem_paths(err: RecipeError) -> list[str]:
-    return [p for p, _ in err.problems]
-
-
-def problem(err: RecipeError, path: str) -> str:
-    found = [m for p, m in err.problems if p == path]
-    assert found, f"no problem at {path!r}; problems: {err.problems}"
-    return found[0]
-
 
 def test_feature_chain_error_mfcc_before_load(tmp_path):
-    doc = dict(MINIMAL, features=[{"type": "mfcc"}, {"type": "load"}])
+    doc = minimal()
+    doc["features"] = [{"type": "mfcc"}, {"type": "load"}]
     with pytest.raises(
         RecipeError,
         match=r"features\[0\]: 'mfcc' takes audio or frames but receives path from the file name\.",
@@ -67,7 +40,8 @@ def test_feature_chain_error_mfcc_before_load(tmp_path):
 
 
 def test_feature_chain_must_end_in_frames(tmp_path):
-    doc = dict(MINIMAL, features=[{"type": "load"}, {"type": "fix_length"}])
+    doc = minimal()
+    doc["features"] = [{"type": "load"}, {"type": "fix_length"}]
     with pytest.raises(
         RecipeError, match=r"must end in a step that makes frames.*ends with audio"
     ) as ei:
