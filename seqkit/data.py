@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ParameterError
 from .registry import SOURCES
 
@@ -39,7 +41,9 @@ class Example:
     (``white``, ``pink`` or ``brown``) with ``seed`` and ``duration`` stands for generated
     noise (no file is read; ``path`` then only names it). The feature pipeline takes the
     example whole: ``pipeline(example)``. ``key`` identifies the clip (for caches and
-    messages): the path alone for a whole file.
+    messages): the path alone for a whole file. ``speaker``: who said it, where the source
+    knows (a ``filename_pattern``'s ``speaker`` group, a manifest's ``speaker`` column);
+    ``speaker_of`` also reads Speech Commands' ``<speaker>_nohash_`` file names.
     """
 
     path: str
@@ -50,6 +54,7 @@ class Example:
     gain: float = 1.0
     noise: str | None = None
     seed: int = 0
+    speaker: str | None = None
 
     @property
     def key(self) -> str:
@@ -61,6 +66,44 @@ class Example:
         if self.offset is None and self.duration is None and self.gain == 1.0:
             return str(self.path)
         return f"{self.path}[offset={self.offset!r} duration={self.duration!r} gain={self.gain!r}]"
+
+
+def speaker_of(example) -> str | None:
+    """The speaker of an example: its own ``speaker``, else the part of a Speech Commands-style
+    file name before ``_nohash_`` (``3b4f8f24_nohash_0.wav``: ``3b4f8f24``; the layout of
+    ``speech_commands``, ``synthetic_speech``, ``synthetic_tones`` and ``folder`` data), else
+    None (generated noise, or a name without the marker)."""
+    speaker = getattr(example, "speaker", None)
+    if speaker:
+        return str(speaker)
+    if getattr(example, "noise", None) is not None:
+        return None
+    name = Path(str(getattr(example, "path", example))).name
+    return name.split("_nohash_")[0] if "_nohash_" in name else None
+
+
+def speaker_accuracy(examples, correct, worst: int = 5) -> dict:
+    """Accuracy per speaker (``speaker_of``) of examples with a known speaker: ``{"per_speaker":
+    {speaker: {"accuracy", "examples"}}, "worst_speakers": [the ``worst`` lowest, ties by
+    name], "speakers", "mean", "std", "min"}`` -- empty when no example has a speaker."""
+    by: dict[str, list[bool]] = {}
+    for ex, ok in zip(examples, correct):
+        speaker = speaker_of(ex)
+        if speaker is not None:
+            by.setdefault(speaker, []).append(bool(ok))
+    if not by:
+        return {}
+    per = {s: {"accuracy": sum(v) / len(v), "examples": len(v)} for s, v in sorted(by.items())}
+    acc = np.array([m["accuracy"] for m in per.values()])
+    ranked = sorted(per.items(), key=lambda kv: (kv[1]["accuracy"], kv[0]))[:worst]
+    return {
+        "speakers": len(per),
+        "mean": float(acc.mean()),
+        "std": float(acc.std()),
+        "min": float(acc.min()),
+        "worst_speakers": [{"speaker": s, **m} for s, m in ranked],
+        "per_speaker": per,
+    }
 
 
 def which_set(filename: str, validation_percent: float, test_percent: float) -> str:

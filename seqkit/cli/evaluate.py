@@ -30,6 +30,17 @@ def _table(report: dict) -> list[str]:
         lines.append(" " * width + "  " + " ".join(f"{n[:cell]:>{cell}}" for n in names))
         for name, row in zip(names, cm):
             lines.append(f"{name:<{width}}  " + " ".join(f"{v:>{cell}d}" for v in row))
+    speakers = report.get("speakers")
+    if speakers:
+        lines.append("")
+        lines.append(
+            f"per speaker ({speakers['speakers']} speakers): accuracy mean {speakers['mean']:.4f}, "
+            f"std {speakers['std']:.4f}, min {speakers['min']:.4f}"
+        )
+        worst = ", ".join(
+            f"{w['speaker']} {w['accuracy']:.4f} ({w['examples']})" for w in speakers["worst_speakers"]
+        )
+        lines.append(f"worst speakers (accuracy, clips): {worst}")
     return lines
 
 

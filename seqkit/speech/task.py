@@ -5,7 +5,10 @@ cross-entropy and accuracy; the best model is the one with the highest validatio
 Data: the source's examples through the feature pipeline (and the on-disk feature cache),
 augmented per batch when ``data.augment`` asks; evaluation: accuracy, per-class precision /
 recall / F1, the confusion matrix and the misclassified files (``classification_report``);
-TensorBoard: the validation confusion matrix and clips every epoch.
+TensorBoard: the validation confusion matrix and clips every epoch. Where the source knows
+speakers (``seqkit.data.speaker_of``), each split's report has ``speakers``: accuracy per
+speaker, the worst five, mean, spread and minimum -- and TensorBoard shows the validation
+speakers' accuracy as a histogram (``speaker_accuracy``) with its minimum and mean.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from .. import progress as report
 from ..cache import FeatureCache
-from ..data import SPLITS
+from ..data import SPLITS, speaker_accuracy
 from ..errors import DataError, ParameterError, fraction
 from ..errors import DataError as _DataError
 from ..extract import default_workers, extract_features
@@ -198,6 +201,9 @@ class KeywordSpotting(Task):
             ).mean()
         )
         report = classification_report(y, pred, labels) | {"loss": loss}
+        speakers = speaker_accuracy(s.items, pred == y) if s.items else {}
+        if speakers:
+            report["speakers"] = speakers
         report["misclassified"] = (
             [
                 {
@@ -317,8 +323,14 @@ class KeywordSpotting(Task):
                 cm = classification_report(val.y, pred, labels)["confusion_matrix"]
                 fig = task.confusion_figure(cm, labels, f"validation, epoch {epoch + 1}")
                 pixels = task.figure_pixels(fig)
+                speakers = speaker_accuracy(val.items, pred == np.asarray(val.y)) if val.items else {}
                 with state["writer"].as_default():
                     tf.summary.image("confusion_matrix", pixels[None], step=epoch)
+                    if speakers:  # the spread of accuracy over the validation speakers
+                        acc = [m["accuracy"] for m in speakers["per_speaker"].values()]
+                        tf.summary.histogram("speaker_accuracy", acc, step=epoch)
+                        tf.summary.scalar("speaker_accuracy/min", speakers["min"], step=epoch)
+                        tf.summary.scalar("speaker_accuracy/mean", speakers["mean"], step=epoch)
                     for k, (i, wave, sr, name) in enumerate(state["clips"]):
                         true, guess = labels[int(val.y[i])], labels[int(pred[i])]
                         tf.summary.audio(f"clip_{k}", wave[None, :, None], sample_rate=sr,

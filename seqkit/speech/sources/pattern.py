@@ -238,7 +238,10 @@ class FilenamePattern(_ScannedSource):
             if label is None:
                 unmatched.append(rel)
                 continue
-            found.setdefault(label, []).append(Example(str(p), label, self._split(m, str(p))))
+            speaker = m.groupdict().get("speaker") if m else None
+            found.setdefault(label, []).append(
+                Example(str(p), label, self._split(m, str(p)), speaker=speaker or None)
+            )
         if unmatched:
             log.warning(
                 "%d of %d audio files under '%s' do not match data.source.pattern (e.g. %s); "
