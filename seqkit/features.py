@@ -577,6 +577,71 @@ class Deltas(FeatureStep):
         return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
 
 
+class PCEN(FeatureStep):
+    """Per-channel energy normalisation (``librosa.pcen``; Wang et al. 2017, "Trainable
+    frontend for robust and far-field keyword spotting"): each mel band divided by a smoothed
+    version of itself (an automatic gain control), then compressed -- in place of the log of
+    ``power_to_db``. Robust to level and to slowly changing channels (rooms, microphones).
+
+    Takes mel frames (``melspectrogram``), shape kept (time, features). ``hop_length`` must be
+    the hop of that spectrogram (samples): with ``time_constant`` (seconds) it sets the
+    smoother. ``scale`` multiplies the input first: librosa's defaults assume magnitudes of
+    audio scaled to 32-bit integers (``melspectrogram`` with ``power: 1`` and ``scale:
+    2147483648``); the default 1.0 leaves the frames as they are. Causal: the streaming runtime
+    carries the smoother's state from frame to frame (``seqkit.speech.streaming``).
+    """
+
+    def __init__(
+        self,
+        hop_length: int = 160,
+        time_constant: float = 0.4,
+        gain: float = 0.98,
+        bias: float = 2.0,
+        power: float = 0.5,
+        eps: float = 1e-6,
+        scale: float = 1.0,
+    ):
+        self.hop_length = positive_int("hop_length", hop_length)
+        self.time_constant = positive_number("time_constant", time_constant)
+        self.gain = non_negative_number("gain", gain)
+        self.bias = non_negative_number("bias", bias)
+        self.power = non_negative_number("power", power)
+        self.eps = positive_number("eps", eps)
+        self.scale = positive_number("scale", scale)
+
+    def pcen_kwargs(self, sr) -> dict:
+        """Keyword arguments of ``librosa.pcen`` at audio rate ``sr``."""
+        return dict(sr=sr, hop_length=self.hop_length, time_constant=self.time_constant,
+                    gain=self.gain, bias=self.bias, power=self.power, eps=self.eps)  # fmt: skip
+
+    def __call__(self, x, sr):
+        S = np.asarray(x, dtype=np.float32).T * self.scale  # (features, time): librosa's layout
+        out = librosa.pcen(S, axis=-1, **self.pcen_kwargs(sr))
+        return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+class CMVN(FeatureStep):
+    """Per-utterance cepstral mean and variance normalisation: each feature minus its mean over
+    the clip's frames, divided by its standard deviation (``variance: false`` keeps the
+    variance), shape kept (time, features). Removes a fixed channel (a microphone's colour)
+    from each clip. Needs the whole clip, so it has no streaming version: a streaming model
+    uses ``pcen`` or the model's own normalisation (``model.normalize``) instead.
+    """
+
+    def __init__(self, variance: bool = True, eps: float = 1e-8):
+        if not isinstance(variance, bool):
+            raise ParameterError(f"`variance` must be true or false; received {variance!r}.")
+        self.variance = variance
+        self.eps = positive_number("eps", eps)
+
+    def __call__(self, x, sr):
+        x = np.asarray(x, dtype=np.float64)
+        out = x - x.mean(axis=0)
+        if self.variance:
+            out /= x.std(axis=0) + self.eps
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def chain_problems(steps: Sequence[FeatureStep], names: Sequence[str]) -> list[tuple[int, str]]:
     """Return ``(index, message)`` for each step that cannot take what the step before gives."""
     problems = []

@@ -343,6 +343,8 @@ FEATURES = Registry(
         "mfcc": "seqkit.features:MFCC",
         "deltas": "seqkit.features:Deltas",
         "log_mel": "seqkit.features:LogMel",
+        "pcen": "seqkit.features:PCEN",
+        "cmvn": "seqkit.features:CMVN",
     },
     check=component_class,
 )

@@ -167,6 +167,40 @@ def test_log_mel_with_milliseconds_equals_the_whole_clip():
     close(stream(fs, y), p.from_audio(y, SR))
 
 
+@pytest.mark.parametrize("power, scale", [(2.0, 1.0), (1.0, 2.0**31)])
+def test_pcen_equals_librosa_and_the_stream_carries_its_smoother(power, scale):
+    y = clip(seconds=1.5)
+    mel = F.MelSpectrogram(n_fft=400, hop_length=160, n_mels=40, power=power)
+    pcen = F.PCEN(hop_length=160, time_constant=0.06, scale=scale)
+    p = pipeline(mel, pcen, F.Deltas(order=1, width=5), seconds=1.5)
+    whole = p.from_audio(y, SR)
+    S = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=400, hop_length=160, n_mels=40,
+                                       power=power)  # fmt: skip
+    oracle = librosa.pcen(S * scale, sr=SR, hop_length=160, time_constant=0.06)
+    close(whole[:, :40], oracle.T.astype(np.float32))
+    assert whole.shape == (151, 80)
+    close(stream(FeatureStream(p), y), whole)
+    close(stream(FeatureStream(p, dtype=np.float64), y), whole)
+    fs = FeatureStream(p)  # a reset starts the smoother again: a second clip equals the first
+    first = stream(fs, y)
+    fs.reset()
+    close(stream(fs, y, seed=1), first)
+
+
+def test_cmvn_normalises_each_feature_over_the_clip_and_streams_refuse_it():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 4)).astype(np.float32)
+    out = F.CMVN()(x, SR)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(out.std(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(F.CMVN(variance=False)(x, SR), x - x.mean(axis=0), atol=1e-5)
+    with pytest.raises(ParameterError, match="`variance` must be true or false; received 'no'"):
+        F.CMVN(variance="no")
+    p = F.FeaturePipeline([F.Load(sample_rate=SR), F.MelSpectrogram(), F.PowerToDb(), F.CMVN()],
+                          ["load", "melspectrogram", "power_to_db", "cmvn"])  # fmt: skip
+    with pytest.raises(ParameterError, match="'cmvn' normalises each feature by the whole clip"):
+        FeatureStream(p)
+
+
 def test_unstreamable_pipelines_are_refused():
     class Custom(F.FeatureStep):
         def __call__(self, x, sr):

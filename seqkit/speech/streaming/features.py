@@ -217,6 +217,27 @@ class _Deltas:
         return [self._make(t, copy=True) for t in range(self.half + 1, self.width)]
 
 
+class _PCEN:
+    """``pcen``: librosa's own ``pcen`` on each frame, the smoother's state (``zi``) carried
+    from frame to frame, so that a stream equals the whole clip (librosa starts the smoother
+    from the same fixed state in both)."""
+
+    def __init__(self, step, sr, n, dtype):
+        self.kwargs, self.scale, self.n_out, self.dtype = step.pcen_kwargs(sr), step.scale, n, dtype
+        self.reset()
+
+    def reset(self):
+        self._zi = None
+
+    def __call__(self, x):
+        S = np.asarray(x, dtype=np.float32)[:, None] * self.scale
+        out, self._zi = librosa.pcen(S, axis=-1, zi=self._zi, return_zf=True, **self.kwargs)
+        return out[:, 0].astype(self.dtype)
+
+    def flush(self):
+        return []
+
+
 class FeatureStream:
     """A run's feature pipeline, computed incrementally: ``push(audio) -> (frames, features)``.
 
@@ -271,10 +292,19 @@ class FeatureStream:
                 n = self._need_frames(n, name)
                 self._stages.append(_Deltas(step.order, step.width, n, self.dtype))
                 n = self._stages[-1].n_out
+            elif isinstance(step, F.PCEN):
+                n = self._need_frames(n, name)
+                self._stages.append(_PCEN(step, sr, n, self.dtype))
+            elif isinstance(step, F.CMVN):
+                raise ParameterError(
+                    f"'{name}' normalises each feature by the whole clip's mean and variance, "
+                    "which a stream does not know yet; for a streaming model use `pcen` (causal) "
+                    "or the model's own normalisation (model.normalize) instead."
+                )
             else:
                 raise ParameterError(
                     f"Feature step '{name}' has no streaming version; streamable steps: load, "
-                    "fix_length, melspectrogram, log_mel, power_to_db, mfcc, deltas."
+                    "fix_length, melspectrogram, log_mel, power_to_db, pcen, mfcc, deltas."
                 )
         if self._spectral is None:
             raise ParameterError(
