@@ -122,6 +122,7 @@ def settings(recipe: Recipe, devices: int = 1) -> Settings:
         source=recipe.data.source.type,
         source_identity=source_identity(recipe.data.source.type, recipe.data.source.params),
         task=recipe.task.type,
+        folds=recipe.data.folds.model_dump() if recipe.data.folds is not None else None,
     )
 
 

@@ -14,6 +14,7 @@ before ``_nohash_``) land in the same split.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import DataError, ParameterError
 from .registry import SOURCES
 
 log = logging.getLogger("seqkit")
@@ -104,6 +105,42 @@ def speaker_accuracy(examples, correct, worst: int = 5) -> dict:
         "worst_speakers": [{"speaker": s, **m} for s, m in ranked],
         "per_speaker": per,
     }
+
+
+def fold_split(examples, folds: dict) -> list:
+    """The examples re-split for one fold of a speaker-grouped cross-validation (``data.folds``:
+    ``k``, ``fold``, ``seed``, ``validation_percent``): the speakers, sorted, are shuffled by
+    ``seed`` and dealt into ``k`` groups; group ``fold`` is the test split; of the others,
+    those the hash rule puts below ``validation_percent`` validate (at least one speaker), the
+    rest train. Generated noise (``_silence_``) keeps its own split. DataError when a clip has no
+    speaker or there are fewer speakers than folds."""
+    k, fold, seed = int(folds["k"]), int(folds["fold"]), int(folds.get("seed", 0))
+    spoken = [ex for ex in examples if getattr(ex, "noise", None) is None]
+    unknown = [ex for ex in spoken if speaker_of(ex) is None]
+    if unknown:
+        raise DataError(
+            f"{len(unknown)} of {len(spoken)} clips have no speaker (e.g. '{unknown[0].path}'); "
+            "a speaker-grouped cross-validation needs a source that knows speakers "
+            "(Speech Commands-style <speaker>_nohash_ names, filename_pattern's speaker group)."
+        )
+    speakers = sorted({speaker_of(ex) for ex in spoken})
+    if len(speakers) < k:
+        raise DataError(f"{len(speakers)} speakers cannot make {k} folds; use --folds {len(speakers)} or fewer.")
+    order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
+    group = {s: i % k for i, s in enumerate(order)}
+    rest = [s for s in order if group[s] != fold]
+    validation = {s for s in rest if which_set(s, folds.get("validation_percent", 15.0), 0.0) == "validation"}
+    if not validation and len(rest) > 1:
+        validation = {rest[0]}
+    out = []
+    for ex in examples:
+        speaker = speaker_of(ex)
+        if speaker is None:
+            out.append(ex)
+            continue
+        split = "test" if group[speaker] == fold else "validation" if speaker in validation else "train"
+        out.append(dataclasses.replace(ex, split=split))
+    return out
 
 
 def which_set(filename: str, validation_percent: float, test_percent: float) -> str:

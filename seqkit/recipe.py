@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import RecipeError, RegistryError, SeqkitError, did_you_mean
 from .registry import AUGMENTATIONS, FEATURES, LAYERS, SOURCES, TASKS
@@ -77,6 +85,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FoldSpec(Strict):
+    """One fold of a speaker-grouped cross-validation (``seqkit crossval``): the speakers are
+    shuffled by ``seed`` and dealt into ``k`` groups; group ``fold`` is the test split, and of
+    the other speakers ``validation_percent`` (by the hash rule on the speaker) validate."""
+
+    by: Literal["speaker"] = "speaker"
+    k: int = Field(ge=2, le=100_000)
+    fold: int = Field(ge=0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    validation_percent: float = Field(15.0, ge=0, lt=100)
+
+    @model_validator(mode="after")
+    def _fold_below_k(self):
+        if self.fold >= self.k:
+            raise ValueError(f"fold must be below k ({self.k}); received {self.fold}")
+        return self
+
+
 class DataSpec(Strict):
     source: Step
     augment: list[Step] = Field(
@@ -85,6 +111,10 @@ class DataSpec(Strict):
     )
     cache: bool = Field(
         True, description="Reuse unaugmented features computed earlier (on-disk cache)."
+    )
+    folds: FoldSpec | None = Field(
+        None, description="Replace the source's splits by one fold of a speaker-grouped "
+        "cross-validation (written by `seqkit crossval`)."
     )
 
 

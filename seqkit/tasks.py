@@ -84,6 +84,7 @@ class Settings:
     source: str = ""  # the data source's registry name (data.json, messages)
     source_identity: str = ""  # the source's settings as one id (cache lists replace their own)
     task: str = ""  # the task's registry name (for data.json and messages)
+    folds: dict | None = None  # data.folds: one fold of a speaker-grouped cross-validation
 
 
 @dataclass

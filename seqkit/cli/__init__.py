@@ -23,7 +23,7 @@ import click
 
 from ..errors import SeqkitError
 from ..progress import using as reporting_to
-from . import compare, data, evaluate, export, info, kws, music, train
+from . import compare, crossval, data, evaluate, export, info, kws, music, train
 from .common import import_keras, verbosity
 from .info import KINDS
 from .render import CliReporter
@@ -135,6 +135,7 @@ for command in (
     music.generate,
     music.music,
     compare.compare,
+    crossval.crossval,
     export.export,
 ):
     cli.add_command(command)

@@ -7,18 +7,16 @@ import datetime as _dt
 import logging
 import math
 import os
-import statistics
-import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from ..build import build, build_model, checked_task
 from ..errors import ParameterError, RecipeError, RegistryError, RunError
 from ..recipe import accepted_params, load_recipe, validate_dict
 from ..registry import LAYERS, SOURCES
 from ..runs import refuse_inside_data
+from ..training.timing import first_batch, time_steps
 from .common import (
     DEFAULT_BUDGET_MINUTES,
     MATCH_TOLERANCE,
@@ -220,47 +218,6 @@ def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _first_batch(task, data, batch_size: int, seed: int) -> tuple[tuple, int]:
-    """One training batch ``(x, y[, sample_weight])`` as the trainer would feed it, and the
-    number of batches in an epoch -- from arrays or from the task's own dataset."""
-    make = getattr(task, "epoch_inputs", None)
-    if make is not None:
-        inputs = make(data, 0, batch_size, seed)
-    else:  # an older task protocol
-        inputs = task.fit_inputs(data, batch_size)
-    if "y" not in inputs:  # a keras.utils.PyDataset
-        ds = inputs["x"]
-        return tuple(ds[0]), len(ds)
-    b = min(batch_size, len(inputs["y"]))
-    batch = (inputs["x"][:b], inputs["y"][:b])
-    if inputs.get("sample_weight") is not None:
-        batch += (inputs["sample_weight"][:b],)
-    return batch, math.ceil(len(inputs["y"]) / batch_size)
-
-
-def _time_steps(recipe, task, data, reps: int = 3) -> tuple[float, float, int]:
-    """(first call, median of ``reps`` later calls) of one training step in seconds, and the
-    number of steps in an epoch."""
-
-    keras.utils.set_random_seed(recipe.seed)
-    train_x = data.splits["train"].x
-    model = build_model(recipe, task, data.input_shape, data.info,
-                        train_x if isinstance(train_x, np.ndarray) else None)  # fmt: skip
-    batch, steps = _first_batch(task, data, recipe.train.batch_size, recipe.seed)
-    try:
-        t0 = time.perf_counter()
-        model.train_on_batch(*batch)
-        first = time.perf_counter() - t0
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            model.train_on_batch(*batch)
-            times.append(time.perf_counter() - t0)
-    finally:
-        keras.backend.clear_session()
-    return first, statistics.median(times), steps
-
-
 def plan_compare(
     recipe_file,
     layers,
@@ -358,12 +315,12 @@ def plan_compare(
     # the budget, from one timed training step per layer at the longest length
     val_steps = math.ceil(len(data.splits["validation"]) / recipe.train.batch_size)
     step_seconds, first_seconds = {}, {}
-    _, steps = _first_batch(task, data, recipe.train.batch_size, recipe.seed)
+    _, steps = first_batch(task, data, recipe.train.batch_size, recipe.seed)
     for cand in candidates if estimate else []:
         say(f"timing one training step of {cand.name} ({cand.units} units) ...")
         r = validate_dict(variant_doc(base, recurrent, cand.name, cand.units, length=longest))
         t = checked_task(r)
-        first_seconds[cand.name], step_seconds[cand.name], _ = _time_steps(r, t, data)
+        first_seconds[cand.name], step_seconds[cand.name], _ = time_steps(r, t, data)
     total = 0.0
     for length in length_list:
         scale = (length / longest) if length else 1.0

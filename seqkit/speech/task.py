@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import progress as report
 from ..cache import FeatureCache
-from ..data import SPLITS, speaker_accuracy
+from ..data import SPLITS, fold_split, speaker_accuracy
 from ..errors import DataError, ParameterError, fraction
 from ..errors import DataError as _DataError
 from ..extract import default_workers, extract_features
@@ -79,6 +79,8 @@ class KeywordSpotting(Task):
 
         source = parts.source
         examples = source.examples()
+        if settings.folds:  # one fold of `seqkit crossval`: the splits by speaker groups
+            examples = fold_split(examples, settings.folds)
         labels = source.label_names()
         pipeline = self._pipeline = parts.pipeline
         self._devices = settings.devices
