@@ -22,11 +22,14 @@ Progress: a ``progress(done, total)`` callback, by default the installed reporte
 from __future__ import annotations
 
 import collections
+import concurrent.futures as cf
 import logging
+import multiprocessing as mp
 import os
 import pickle
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from .errors import DataError, ParameterError
 from .progress import counter as progress_counter
@@ -67,7 +70,7 @@ def limit_blas_threads():
     2-core machine here one clip's mel spectrogram took 26-45 ms instead of 1.7 ms.
     """
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # optional: comes with scikit-learn
     except ImportError:  # pragma: no cover - threadpoolctl comes with librosa's scikit-learn
         return None
     return threadpool_limits(limits=1, user_api="blas")
@@ -104,9 +107,6 @@ def _work(chunk):
 
 
 def _pool(workers: int, pipeline):
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
@@ -194,8 +194,6 @@ def iter_features(examples, pipeline, workers=None, progress=None):
 
 
 def _in_workers(examples, start, pipeline, workers, progress):
-    from concurrent.futures.process import BrokenProcessPool
-
     total = len(examples)
     indexed = list(enumerate(examples))[start:]
     chunk = max(1, min(64, len(indexed) // (workers * 8) or 1))
