@@ -8,8 +8,9 @@ Public API (importing ``seqkit`` is cheap; Keras is imported when a layer is fir
     from seqkit.training import train       # train a recipe
     from seqkit.runs import Run              # read a run folder
 
-Module paths of seqkit 0.1 that moved (``seqkit.train``, ``seqkit.sources``, ...) still import:
-see ``seqkit.compat``.
+Module paths of seqkit 0.1 that moved (``seqkit.train``, ``seqkit.sources``, ...) still import,
+and models seqkit saved load with ``keras.models.load_model`` after ``import seqkit`` (its
+Keras objects are registered as soon as Keras is imported): see ``seqkit.compat``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from .errors import DataError, ParameterError, RecipeError, RegistryError, RunEr
 from .registry import FEATURES, LAYERS, SOURCES, TASKS
 
 __version__ = "0.1.0"
-
-compat.install()
 
 __all__ = [
     "FEATURES",
@@ -50,3 +49,8 @@ def __getattr__(name):  # lazy: keep `import seqkit` and `seqkit list` free of T
 
         return load_recipe
     raise AttributeError(f"module 'seqkit' has no attribute {name!r}")
+
+
+# Last: with Keras already imported, this imports seqkit's Keras objects, which need the package
+# complete.
+compat.install()

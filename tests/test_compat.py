@@ -6,8 +6,11 @@ path must give the very object the new module holds (`seqkit.compat`).
 """
 
 import importlib
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +107,37 @@ def test_importing_seqkit_stays_free_of_keras():
            "print(sorted(m for m in ('keras', 'tensorflow', 'matplotlib') if m in sys.modules))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- saved models load after a plain `import seqkit`, whichever of seqkit and Keras comes first --
+
+STORED_RUNS = Path(__file__).parent / "data" / "runs_0_1_0"
+
+LOAD_BOTH = """
+import sys
+{first}
+kws = keras.models.load_model(sys.argv[1])
+music = keras.models.load_model(sys.argv[2])
+from seqkit.layers import GRU
+from seqkit.music.losses import StepNLLLoss
+assert any(isinstance(layer, GRU) for layer in kws.layers), kws.layers
+assert isinstance(music.loss, StepNLLLoss), music.loss
+assert keras.__loader__ is keras.__spec__.loader  # Keras' own loader, not a wrapper
+assert type(keras.__loader__).__name__ == "SourceFileLoader", keras.__loader__
+import seqkit.compat
+assert seqkit.compat._Finder().find_spec("keras") is None  # registered once; the hook is done
+print("loaded", type(music.loss).__name__)
+"""
+
+
+@pytest.mark.parametrize("first", ["import seqkit; import keras", "import keras; import seqkit"])
+def test_import_seqkit_is_enough_to_load_a_saved_model(tmp_path, first):
+    for name in ("kws_run", "music_run"):
+        shutil.copytree(STORED_RUNS / name, tmp_path / name)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_BOTH.format(first=first),
+         str(tmp_path / "kws_run" / "model.keras"), str(tmp_path / "music_run" / "model.keras")],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "loaded StepNLLLoss"

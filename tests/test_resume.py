@@ -3,6 +3,7 @@ SIGKILL and Ctrl-C, same seed -> same weights, non-finite loss, corrupt files, f
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,13 +99,16 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert comparable_metrics(run) == comparable_metrics(ref)
     for wa, wb in zip(weights(run), weights(ref)):
         np.testing.assert_array_equal(wa, wb)
-    history = (run / "history.csv").read_text().splitlines()
-    assert len(history) == 1 + 3  # header + one row per epoch, the replayed epoch once
+    history = (run / "history.csv").read_text()
+    assert len(history.splitlines()) == 1 + 3  # header + one row per epoch, the replayed once
+    # The interrupted epoch's row counts every step of it, not only those after the resume.
+    assert history == (ref / "history.csv").read_text()
 
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path):
     doc = recipe_doc(tmp_path, epochs=3)
     recipe = write_recipe(tmp_path / "r.yaml", doc)
+    ref = train(validate_dict(doc), run_dir=tmp_path / "ref", verbose=0)
     run = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(
@@ -128,6 +132,68 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
     assert comparable_metrics(run)["epochs_run"] == 3
+    assert comparable_metrics(run) == comparable_metrics(ref)
+    assert (run / "history.csv").read_text() == (ref / "history.csv").read_text()
+
+
+def _interrupt_after_the_first_step(monkeypatch):
+    """As if Ctrl-C came during the run's first step: a checkpoint after step 1 of epoch 1."""
+    from seqkit.training import fit
+
+    enter = fit._SigintDeferred.__enter__
+
+    def requested_at_once(self):
+        enter(self)
+        self.requested = True
+        return self
+
+    monkeypatch.setattr(fit._SigintDeferred, "__enter__", requested_at_once)
+
+
+def test_a_run_resumed_inside_an_epoch_logs_that_epoch_as_if_never_stopped(
+    tmp_path, monkeypatch, caplog
+):
+    doc = recipe_doc(tmp_path, epochs=2)
+    ref = train(validate_dict(doc), run_dir=tmp_path / "ref", verbose=0)
+    with monkeypatch.context() as patch:
+        _interrupt_after_the_first_step(patch)
+        with pytest.raises(KeyboardInterrupt):
+            train(validate_dict(doc), run_dir=tmp_path / "run", verbose=0)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert (state["progress"]["epoch"], state["progress"]["step"]) == (0, 1)
+    totals = {m["path"]: m["value"] for m in state["metric_totals"]}
+    assert list(totals) == ["loss/total", "loss/count", "accuracy/total", "accuracy/count"]
+    assert totals["loss/count"] == totals["accuracy/count"] == 4.0  # one batch of 4 counted
+
+    # A damaged state.json is named, not trusted (each tried on a copy of the run).
+    for n, (damage, message) in enumerate([
+        ("not a list", r"state.json' has a damaged `metric_totals` \(expected a list"),
+        ([{"path": "loss/total", "value": float("nan")}], "damaged `metric_totals`"),
+        ([{"path": "loss/total", "value": 1.0}],
+         r"holds totals of the metrics \['loss/total'\], but the model tracks \['loss/total', "
+         r"'loss/count', 'accuracy/total', 'accuracy/count'\]; it cannot be resumed"),
+    ]):  # fmt: skip
+        copy = shutil.copytree(tmp_path / "run", tmp_path / f"damaged{n}")
+        bad = dict(state, metric_totals=damage)
+        (copy / "checkpoint" / "state.json").write_text(json.dumps(bad))
+        with pytest.raises(RunError, match=message):
+            train(validate_dict(doc), resume=copy, verbose=0)
+
+    # A checkpoint an older seqkit wrote has no totals: it resumes, and says what differs.
+    old = shutil.copytree(tmp_path / "run", tmp_path / "old")
+    (old / "checkpoint" / "state.json").write_text(
+        json.dumps({k: v for k, v in state.items() if k != "metric_totals"})
+    )
+    with caplog.at_level("WARNING", logger="seqkit"):
+        train(validate_dict(doc), resume=old, verbose=0)
+    assert (
+        f"The checkpoint in '{old / 'checkpoint'}' holds no training-metric totals (an older "
+        "seqkit wrote it): history.csv's row for epoch 1 counts only the steps after the resume."
+    ) in caplog.messages
+
+    run = train(validate_dict(doc), resume=tmp_path / "run", verbose=0)
+    assert (run / "history.csv").read_text() == (ref / "history.csv").read_text()
+    assert comparable_metrics(run) == comparable_metrics(ref)
 
 
 def test_resume_refuses_a_changed_recipe_and_a_completed_run(tmp_path):

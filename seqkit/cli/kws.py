@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from ..errors import DataError
 from .common import import_keras
 from .options import EXISTING_FILE, PATH, CommaList, json_option, model_argument
 
@@ -34,8 +35,10 @@ def predict(ctx, run_dir, files, top_k, as_json):
 
     RUN: a run folder, or a model `seqkit export` wrote from one (.tflite float or int8,
     .onnx, .keras, a SavedModel folder; its .json must lie beside it). Each file goes whole
-    through the recipe's feature pipeline (load, fix_length, ...) and the model. A file that cannot be read is skipped with a warning; the command fails
-    (exit 1) only when none can be read.
+    through the recipe's feature pipeline (load, fix_length, ...) and the model. A file that
+    cannot be read is skipped with a warning and the others are predicted; the command then
+    exits 1, saying how many were skipped. In the plain output, a file name with control
+    characters (a newline, a tab) is printed quoted and escaped, as Python writes it.
     """
     import_keras(ctx)
     # The model and the feature pipeline: Keras/TensorFlow (~3 s), librosa; not for --help.
@@ -49,14 +52,21 @@ def predict(ctx, run_dir, files, top_k, as_json):
         import json  # not at the top: every seqkit command imports this module
 
         click.echo(json.dumps(doc, indent=2))
-        return
-    for r in doc["predictions"]:
-        tops = ", ".join(f"{t['label']} {t['probability']:.4f}" for t in r["top"])
-        click.echo(f"{r['file']}: {tops}")
+    else:
+        for r in doc["predictions"]:
+            tops = ", ".join(f"{t['label']} {t['probability']:.4f}" for t in r["top"])
+            click.echo(f"{_one_line(r['file'])}: {tops}")
     if doc["skipped"]:
-        log.warning(
-            "Skipped %d of %d files that could not be read.", len(doc["skipped"]), len(files)
+        raise DataError(
+            f"{len(doc['skipped'])} of {len(files)} files could not be read (see the warnings "
+            f"above); the predictions of the other {len(doc['predictions'])} are on stdout."
         )
+
+
+def _one_line(name: str) -> str:
+    """``name`` as is if every character prints; else quoted with its control characters (and
+    undecodable bytes) escaped, as Python's repr writes them, so one file is one line."""
+    return name if name.isprintable() else repr(name)
 
 
 @click.command()

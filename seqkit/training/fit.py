@@ -9,15 +9,19 @@ where a layer without a seed draws its dropout from torch's global generator, th
 seeded from (seed, epoch) as each epoch starts and its state is saved too). So a run
 resumed from any checkpoint -- at the end of an epoch, or after step ``k`` of one -- replays the
 same batches in the same order from the same weights and optimizer state, and on CPU ends with
-the same weights and metrics as a run that was never interrupted (``tests/test_resume.py``).
+the same weights and metrics as a run that was never interrupted (``tests/test_resume.py``). A
+checkpoint inside an epoch also holds the totals the epoch's training metrics have summed so far
+(the Keras metrics' variables, the loss tracker's among them); the resumed epoch starts from
+them, so its row in history.csv is the uninterrupted run's, bit for bit.
 The best-model selection, early stopping and learning-rate reduction live here too (not in
 Keras callbacks), so their state is part of the checkpoint.
 
 Checkpoints (``RUN/checkpoint/``): ``ckpt-<epoch>-<step>.keras`` (weights + optimizer state) and
 ``state.json`` (epoch, step, best value and epoch, patience counters, dropout generator states,
-the checkpoint file's SHA-256). Each file is written to a temporary name and renamed into place,
-``state.json`` last, so a kill at any moment leaves the previous complete checkpoint; a
-checkpoint whose hash does not match is reported, never loaded.
+inside an epoch the training metrics' totals, the checkpoint file's SHA-256). Each file is
+written to a temporary name and renamed into place, ``state.json`` last, so a kill at any
+moment leaves the previous complete checkpoint; a checkpoint whose hash does not match is
+reported, never loaded.
 
 Guards: a non-finite training loss stops the run at that step with the epoch and step named,
 keeping the last good checkpoint and best model; Ctrl-C (SIGINT) finishes the current step,
@@ -109,6 +113,89 @@ def _set_global_rng_state(state) -> None:
         torch.cuda.set_rng_state_all([decode(t) for t in state["torch"]["cuda"]])
 
 
+def _metric_totals(model) -> list[dict]:
+    """The training metrics' variables (totals and counts) as they stand: what a checkpoint
+    inside an epoch must keep so that the resumed epoch's logged metrics count every step."""
+    import keras
+
+    return [
+        {"path": v.path, "value": np.asarray(keras.ops.convert_to_numpy(v)).tolist()}
+        for v in model.metrics_variables
+    ]
+
+
+def _check_metric_totals(saved, where: Path) -> list[dict] | None:
+    """``saved`` (state.json's ``metric_totals``) if it is a list of ``{"path", "value"}`` with
+    finite numbers; RunError naming the file otherwise. None (an older checkpoint) stays None."""
+    if saved is None:
+        return None
+
+    def finite(value) -> bool:
+        if isinstance(value, list):
+            return all(finite(x) for x in value)
+        return type(value) in (int, float) and math.isfinite(value)
+
+    if not isinstance(saved, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("path"), str) and finite(m.get("value"))
+        for m in saved
+    ):
+        raise RunError(
+            f"Checkpoint state '{where}' has a damaged `metric_totals` (expected a list of "
+            "{path, value} with finite numbers); it was not loaded. Start a new run."
+        )
+    return saved
+
+
+def _build_metrics(model, inputs: dict) -> None:
+    """Create the compiled metrics' and loss's variables before ``fit`` starts, so that a
+    mid-epoch checkpoint's totals can be restored before the first resumed step (TensorFlow,
+    without a distribution strategy, would create them only while tracing that step). One
+    training batch goes through the model in inference mode; the seed generators' states are
+    put back afterwards (the GRU draws its dropout seeds even then), and the metric states it
+    leaves are reset by ``fit`` as the epoch starts."""
+    import keras
+
+    if "y" in inputs:  # arrays: the epoch's first remaining example
+        x, y, weight = (None if inputs.get(k) is None else
+                        keras.tree.map_structure(lambda a: a[:1], inputs[k])
+                        for k in ("x", "y", "sample_weight"))  # fmt: skip
+    else:  # a task's dataset (a keras.utils.PyDataset): its first remaining batch
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(inputs["x"][0])
+    generators = [(v, np.array(keras.ops.convert_to_numpy(v))) for v in _seed_generators(model)]
+    y_pred = model(x, training=False)
+    model.compute_loss(x, y, y_pred, weight, training=False)
+    model.compute_metrics(x, y, y_pred, weight)
+    for var, state in generators:
+        var.assign(state)
+
+
+def _restore_metric_totals(model, saved, epoch: int, where: Path) -> None:
+    """Set the training metrics' variables to a mid-epoch checkpoint's ``saved`` totals (after
+    Keras reset them for the epoch, before its first resumed step)."""
+    variables = model.metrics_variables
+    if saved is None:
+        log.warning("The checkpoint in '%s' holds no training-metric totals (an older seqkit "
+                    "wrote it): history.csv's row for epoch %d counts only the steps after the "
+                    "resume.", where.parent, epoch + 1)  # fmt: skip
+        return
+    paths = [v.path for v in variables]
+    if [m["path"] for m in saved] != paths:
+        raise RunError(
+            f"Checkpoint state '{where}' holds totals of the metrics "
+            f"{[m['path'] for m in saved]}, but the model tracks {paths}; it cannot be resumed. "
+            "Start a new run."
+        )
+    for var, m in zip(variables, saved):
+        value = np.asarray(m["value"], dtype=var.dtype)
+        if value.shape != tuple(var.shape):
+            raise RunError(
+                f"Checkpoint state '{where}': metric variable '{var.path}' has shape "
+                f"{tuple(value.shape)}, expected {tuple(var.shape)}; it cannot be resumed. "
+                "Start a new run."
+            )
+        var.assign(value)
+
+
 class Progress:
     """Where training stands; everything a checkpoint needs besides weights and optimizer."""
 
@@ -158,6 +245,8 @@ class Checkpointer:
             ],
             "global_rng": _global_rng_state(),
         }
+        if progress.step:  # inside an epoch: what its metrics have summed so far
+            state["metric_totals"] = _metric_totals(model)
         write_json_atomic(self.dir / STATE, state)
         for old in self.dir.glob("ckpt-*.keras"):
             if old.name != name:
@@ -188,6 +277,7 @@ class Checkpointer:
             var.assign(np.asarray(value, dtype=var.dtype))
         progress = Progress.from_dict(state["progress"])
         progress._rng = state.get("global_rng")
+        progress._metric_totals = _check_metric_totals(state.get("metric_totals"), folder / STATE)
         return model, progress
 
 
@@ -239,10 +329,13 @@ def _step_callback(model, progress, checkpointer, every, sigint, seed):
         def on_train_batch_begin(self, batch, logs=None):
             if batch == 0:  # where the checkpoint's global random state belongs
                 pending, progress._rng = getattr(progress, "_rng", None), None
+                totals, progress._metric_totals = getattr(progress, "_metric_totals", None), None
                 if progress.step == 0:
                     _seed_global_rng(seed, progress.epoch)
-                else:
+                else:  # resumed inside an epoch (Keras has just reset the metrics)
                     _set_global_rng_state(pending)
+                    _restore_metric_totals(self.model, totals, progress.epoch,
+                                           checkpointer.dir / STATE)  # fmt: skip
 
         def on_train_batch_end(self, batch, logs=None):
             loss = (logs or {}).get("loss")
@@ -324,6 +417,8 @@ def fit(model, task, data, cfg, run: Path, callbacks_for_epoch, verbose: int, se
             epoch, skip = progress.epoch, progress.step
             inputs = _even_inputs(task.epoch_inputs(data, epoch, cfg.batch_size, seed, skip),
                                   devices)  # fmt: skip
+            if skip and getattr(progress, "_metric_totals", None) is not None:
+                _build_metrics(model, inputs)  # resumed inside an epoch: restored at its start
             guard = _step_callback(model, progress, checkpointer,
                                    cfg.checkpoint_every_steps, sigint, seed)  # fmt: skip
             t0 = time.time()
