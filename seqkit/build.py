@@ -6,7 +6,8 @@ the trainer and every reader of a run use, and checks how they fit together:
 
 * ``build(recipe)`` -> ``Built``: the task, ``Parts`` (data source, feature pipeline,
   augmentations), ``Settings`` and ``Outline`` (the ``seqkit.tasks`` protocol), after
-  ``task.check(outline)``, the feature chain, and a dry run -- the features on a synthetic clip,
+  ``task.check(outline)``, the resource estimate (``seqkit.resources``: what the recipe's
+  values need in memory, refused above this machine's), the feature chain, and a dry run -- the features on a synthetic clip,
   then the model -- that finds what the per-step checks cannot see (``fmax`` above the
   resampled Nyquist, ``deltas`` wider than the clip, layers that do not fit together).
   Problems are ``RecipeError`` with dotted paths, as the recipe's own.
@@ -38,6 +39,7 @@ from .recipe import (
     signature_params,
 )
 from .registry import AUGMENTATIONS, FEATURES, LAYERS, SOURCES, TASKS
+from .resources import check as check_resources
 from .tasks import Outline, Parts, Settings, Task, TaskData
 
 
@@ -283,6 +285,8 @@ def build(recipe: Recipe, file: str | None = None, devices: int = 1) -> Built:
     try:
         source = make_source(recipe)
         task = checked_task(recipe, source)
+        # What the recipe's values need in memory, before the dry run allocates any of it.
+        check_resources(recipe, None if task.uses_audio_features else task.dummy_input_shape())
         shape = outline(recipe)
         pieces = Parts(source, make_pipeline(recipe), make_augmentations(recipe))
         built = Built(recipe, task, pieces, settings(recipe, devices), shape)

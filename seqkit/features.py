@@ -100,7 +100,7 @@ class Load(FeatureStep):
 
     Bad input raises ``DataError`` naming the file, never more: undecodable or empty files,
     a header with sample rate 0 or 0 channels, NaN or infinite samples, a file longer than
-    ``max_seconds``. The file is read in blocks, so a header that claims 2**31 frames cannot
+    ``max_seconds``, a WAV file shorter than its header says (truncated). The file is read in blocks, so a header that claims 2**31 frames cannot
     make a huge allocation: memory follows the samples actually there (and ``max_seconds``).
     """
 
@@ -184,8 +184,9 @@ class Load(FeatureStep):
                     f"received {duration!r}."
                 )
             limit = int(np.ceil(self.max_seconds * file_sr))
+            wav_claims = _wav_claimed_frames(path)
             if duration is None:  # a header claiming more than max_seconds: refuse, read nothing
-                claimed = max(frames, _wav_claimed_frames(path))
+                claimed = max(frames, wav_claims)
                 if claimed > limit:
                     raise DataError(
                         f"{name}: the header claims {claimed} frames at {file_sr} Hz "
@@ -193,6 +194,9 @@ class Load(FeatureStep):
                         f"({self.max_seconds:g} s); the file is corrupt, or raise max_seconds "
                         "in the load step."
                     )
+            truncated = truncated_wav(path, frames, wav_claims)
+            if truncated:
+                raise DataError(f"{name}: {truncated}.")
             want = limit + 1 if duration is None else int(round(duration * file_sr))
             try:
                 if start:
@@ -236,6 +240,19 @@ def _read_blocks(f, channels: int, want: int) -> np.ndarray:
         if data.shape[0] < n:  # end of the data
             break
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def truncated_wav(path, frames: int, claimed: int | None = None) -> str | None:
+    """Why a WAV file is truncated -- its header claims more than the ``frames`` libsndfile
+    found (libsndfile counts only those there, and says nothing) -- or None: a complete WAV,
+    or another format. ``claimed``: ``_wav_claimed_frames(path)`` when already read."""
+    claimed = _wav_claimed_frames(path) if claimed is None else claimed
+    if claimed > frames:
+        return (
+            f"the header claims {claimed} frames but the file holds {frames}; the file is "
+            "truncated (copy it again)"
+        )
+    return None
 
 
 def _wav_claimed_frames(path) -> int:

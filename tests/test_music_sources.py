@@ -287,3 +287,53 @@ def test_music21_exact_duplicates_are_skipped(monkeypatch):
     assert data.skipped == [
         {"path": "music21:x/b.mxl", "reason": "duplicate (the same notes as music21:x/a.mxl)"}
     ]
+
+
+# -- expansion limits (more in tests/test_limits.py) ---------------------------------------------
+
+
+def test_music21_scores_total_steps_are_bounded(monkeypatch):
+    from seqkit.music import sources
+
+    src = Music21Corpus(part="soprano")
+    fake = {"a.mxl": [Note(60, 0, 60)], "b.mxl": [Note(62, 0, 60)]}
+    monkeypatch.setattr(src, "_paths", lambda: [Path(n) for n in fake])
+    monkeypatch.setattr(src, "_read", lambda p: (f"music21:x/{p.name}", "", fake[p.name]))
+    monkeypatch.setattr(sources, "MAX_ROLL_STEPS", 100)
+    with pytest.raises(DataError) as err:
+        src.load(cache=False)
+    assert str(err.value) == (
+        "music21's corpus (bach): the scores add up to more than 100 time steps (at "
+        "music21:x/b.mxl), the most a music source may hold (MAX_ROLL_STEPS); set `limit` or a "
+        "coarser `steps_per_quarter`."
+    )
+
+
+def test_music21_cache_claiming_huge_arrays_is_rebuilt_not_read(tmp_path):
+    import io
+    import zipfile
+
+    from seqkit.music.scores import _read_cache
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<i4", "fortran_order": False, "shape": (10**11, 3)}
+    )
+    path = tmp_path / "bach-0.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("names.npy", header.getvalue())
+        z.writestr("notes.npy", header.getvalue())
+        z.writestr("counts.npy", header.getvalue())
+    assert _read_cache(path) is None
+
+
+def test_audio_folder_total_steps_are_bounded(tmp_path, monkeypatch):
+    from seqkit.music import sources
+
+    root = tmp_path / "audio"
+    root.mkdir()
+    for name in ("a.wav", "b.wav"):
+        write_wav(root / name, render(MELODY, 22050), 22050)
+    monkeypatch.setattr(sources, "MAX_ROLL_STEPS", 150)
+    with pytest.raises(DataError, match=r"the recordings add up to more than 150 time steps \(at "):
+        AudioFolder(str(root), mode="polyphonic").load()

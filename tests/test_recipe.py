@@ -525,3 +525,143 @@ def test_a_bad_bidirectional_flag_is_reported_once(tmp_path):
     assert info.value.problems == [
         ("model.layers[0].bidirectional", "must be true or false; received 'yes'")
     ]
+
+
+# -- the resource estimate (seqkit.resources; called by build, so by validate and train) --------
+
+
+def _validate_cli(tmp_path, doc, monkeypatch, memory=16 * 2**30, command="validate"):
+    from click.testing import CliRunner
+
+    from seqkit import resources
+    from seqkit.cli import cli
+
+    monkeypatch.setattr(resources, "machine_memory", lambda: memory)
+    path = write(tmp_path, doc)
+    runs = ["--runs-root", str(tmp_path / "runs")] if command == "train" else []
+    args = [command, str(path), *runs]
+    return path, CliRunner().invoke(cli, args)
+
+
+def test_units_no_machine_holds_is_a_recipe_error_before_anything_is_allocated(
+    tmp_path, monkeypatch
+):
+    doc = minimal()
+    doc["model"]["layers"] = [{"type": "gru", "units": 1_000_000_000_000}]
+    path, result = _validate_cli(tmp_path, doc, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {path}: model.layers[0].units: 1000000000000 units need about 39.7 YiB for "
+        "weights and optimizer state (3e+24 parameters); this machine has 16 GiB of memory.\n"
+    )
+
+
+def test_n_fft_no_machine_holds_is_a_recipe_error(tmp_path, monkeypatch):
+    doc = minimal()
+    doc["features"][2]["n_fft"] = 100_000_000
+    path, result = _validate_cli(tmp_path, doc, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {path}: features[2].n_fft: 100000000 needs about 79.9 GiB to compute the "
+        "features of one 1 s clip; this machine has 16 GiB of memory.\n"
+    )
+
+
+def test_train_refuses_before_reading_data_or_making_a_run(tmp_path, monkeypatch):
+    doc = minimal()
+    doc["data"]["source"]["root"] = str(tmp_path / "absent")  # never read
+    doc["model"]["layers"] = [{"type": "lstm", "units": 10_000_000}]
+    path, result = _validate_cli(tmp_path, doc, monkeypatch, command="train")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {path}: model.layers[0].units: 10000000 units need about 5.68 PiB for weights "
+        "and optimizer state (4e+14 parameters); this machine has 16 GiB of memory.\n"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_checking_a_recipe_with_huge_values_allocates_nothing(tmp_path):
+    """The recipe check builds each component (a GRU of 10**12 units, an n_fft of 10**8):
+    their constructors only check values; weights and buffers come at build / call time."""
+    import tracemalloc
+
+    doc = minimal()
+    doc["features"][2]["n_fft"] = 100_000_000
+    doc["model"]["layers"] = [
+        {"type": t, "units": 1_000_000_000_000} for t in ("gru", "keras_gru", "lstm", "dense")
+    ]
+    validate_dict(minimal())  # imports done
+    tracemalloc.start()
+    try:
+        recipe = validate_dict(doc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+    assert sorted(recipe.checked) == [
+        "data.source", "features[0]", "features[1]", "features[2]", "features[3]",
+        "model.layers[0]", "model.layers[1]", "model.layers[2]", "model.layers[3]", "task",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"type": "gru", "units": 24},
+        {"type": "keras_gru", "units": 24},
+        {"type": "lstm", "units": 24},
+        {"type": "rnn", "units": 24},
+        {"type": "dense", "units": 24},
+        {"type": "gru", "units": 24, "bidirectional": True},
+        {"type": "keras_gru", "units": 24, "reset_after": False},
+    ],
+)
+def test_estimated_weights_are_the_models_parameter_count(layer):
+    import keras
+
+    from seqkit.build import build_layers
+    from seqkit.resources import estimate
+
+    doc = minimal()
+    doc["model"]["layers"] = [layer, {"type": "gru", "units": 8}]
+    recipe = validate_dict(doc)
+    parts = [p for p in estimate(recipe) if p.kind == "weights and optimizer state"]
+    x = keras.Input((None, 40))
+    counts = []
+    for lay in build_layers(recipe, needs_sequences=False):
+        x = lay(x)
+        counts.append(lay.count_params())
+    assert [p.bytes // (4 * 4) for p in parts] == counts  # float32; weights, gradients, 2 slots
+
+
+def test_a_recipe_that_fits_only_in_parts_is_refused_as_a_whole(tmp_path, monkeypatch):
+    from seqkit.resources import check, estimate
+
+    recipe = validate_dict(minimal())
+    parts = {p.kind: p.bytes for p in estimate(recipe)}
+    # features: 4 (16000 + 512) + 12 x 257 bins x 101 frames + (12 x 40 + 16) x 257 + 4 x 40 x 101;
+    # weights: 3 x (40 + 16 + 1) x 16 x 4 bytes x 4; activations: 32 x 4 x 101 x (40 + 16 x 4)
+    assert parts == {"features": 521164, "weights and optimizer state": 43776,
+                     "activations": 1344512}  # fmt: skip
+    check(recipe, memory=sum(parts.values()))
+    with pytest.raises(RecipeError) as err:
+        check(recipe, memory=sum(parts.values()) - 1)
+    assert err.value.problems == [
+        (
+            "train.batch_size",
+            "the recipe needs about 1.82 MiB in all (features 509 KiB, weights and optimizer "
+            "state 42.8 KiB, activations 1.28 MiB); this machine has 1.82 MiB of memory.",
+        )
+    ]
+    with pytest.raises(RecipeError, match=r"^train.batch_size: 32 needs about 1.28 MiB of "
+                       r"activations per batch \(32 x 101 time steps\); this machine has 1 MiB"):
+        check(recipe, memory=2**20)  # fmt: skip
+
+
+def test_machine_memory_is_the_physical_memory_or_less():
+    import os
+
+    from seqkit.resources import machine_memory
+
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < machine_memory() <= physical

@@ -329,3 +329,94 @@ def test_cli_data_synth_usage_errors(tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+# -- size: estimate, progress, limits ------------------------------------------------------------
+
+
+def test_cli_data_synth_refuses_more_speakers_than_the_maximum_without_yes(tmp_path):
+    out = tmp_path / "huge"
+    result = run("data", "synth", "--words", "yes,no", "--out", out, "--speakers", 100_000_000)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "estimate: 1,100,000,000 clips (100,000,000 speakers x 11), about 32.9 TiB on disk, "
+        "about 255 days with 2 processes",
+        "error: `--speakers` must be <= 5,000 without --yes (MAX_SPEAKERS); received 100000000.",
+    ]
+    assert not out.exists()
+
+
+def test_cli_data_synth_yes_does_not_lift_the_hard_limits(tmp_path):
+    out = tmp_path / "huge"
+    args = ["data", "synth", "--words", "yes,no", "--out", out, "--yes"]
+    result = run(*args, "--speakers", 100_000_000)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "error: `--speakers` x clips per speaker must give <= 2,000,000 clips (MAX_CLIPS); "
+        "received 100000000 x 11 = 1,100,000,000."
+    )
+    assert not out.exists()
+
+
+def test_cli_data_synth_refuses_more_than_the_free_disk(tmp_path, monkeypatch):
+    import shutil
+
+    from seqkit.speech.sources import synthetic
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(synthetic.shutil, "disk_usage",
+                        lambda p: usage._replace(free=100 * 2**20))  # fmt: skip
+    out = tmp_path / "big"
+    result = run("data", "synth", "--words", "yes,no", "--out", out, "--speakers", 400)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: `--speakers` 400 needs about 142 MiB on disk; {out} has 100 MiB free."
+    )
+    assert not out.exists()
+    with pytest.raises(DataError, match=r"needs about 142 MiB on disk; .* has 100 MiB free"):
+        synthesize(out, words=["yes", "no"], speakers=400)  # the library refuses as well
+    assert not out.exists()
+
+
+def test_cli_data_synth_prints_its_estimate_and_the_help_its_maximum(tmp_path):
+    from seqkit.speech.sources.synthetic import MAX_SPEAKERS
+
+    out = tmp_path / "words"
+    result = run("data", "synth", "--words", "yes", "--out", out, "--speakers", 3,
+                 "--unknown-words", "", "--clips-per-speaker", 1, "--workers", 1)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "estimate: 3 clips (3 speakers x 1), about 3.76 MiB on disk, about 1 s with 1 process"
+    )
+    quiet = run("-q", "data", "synth", "--words", "yes", "--out", out, "--speakers", 3,
+                "--unknown-words", "", "--clips-per-speaker", 1)  # fmt: skip
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert f"more than {MAX_SPEAKERS:,} speakers" in run("data", "synth", "--help").output
+
+
+def test_synthetic_speech_recipe_refuses_more_than_max_clips(tmp_path):
+    with pytest.raises(ParameterError) as err:
+        SyntheticSpeech(str(tmp_path / "x"), speakers=100_000_000)
+    assert str(err.value) == (
+        "`speakers` x clips per speaker must give <= 2,000,000 clips (MAX_CLIPS); received "
+        "100000000 x 35 = 3,500,000,000."
+    )
+
+
+def test_generation_reports_progress_and_is_unchanged_by_it(tmp_path):
+    from seqkit import progress
+
+    calls = []
+
+    class Recorder(progress.Reporter):
+        def counter(self, label, unit="it"):
+            calls.append((label, unit))
+            return lambda done, total: calls.append((done, total))
+
+    with progress.using(Recorder()):
+        synthesize(tmp_path / "a", workers=2, **SMALL)
+    synthesize(tmp_path / "b", workers=2, **SMALL)
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+    assert calls[0] == ("synthesizing speech", "clip")
+    per_speaker = 2 * 2 + 2
+    assert calls[1:] == [(per_speaker * k, 6 * per_speaker) for k in range(1, 7)]

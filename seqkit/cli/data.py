@@ -3,8 +3,11 @@ the Speech Commands layout (see ``seqkit.speech.sources.synthetic``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from .common import verbosity
 from .options import FOLDER, CommaList
 
 
@@ -16,6 +19,15 @@ def _snr(value: str) -> list[float]:
             f"must be LOW,HIGH in dB, e.g. 5,30; received {value!r}", param_hint="--snr-db"
         ) from None
     return [low, high]
+
+
+def _duration(seconds: float) -> str:
+    """``90`` -> ``1.5 min``; seconds, minutes, hours, days or years."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.2g} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{max(seconds, 1):.0f} s"
 
 
 @click.group(name="data")
@@ -65,7 +77,14 @@ def data():
     "--snr-db", default="5,30", show_default=True, help="Noise: SNR range LOW,HIGH in dB."
 )
 @click.option("--workers", default=None, type=int, help="Processes (default: up to 2).")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Generate more than 5,000 speakers (the estimate is printed first either way).",
+)
+@click.pass_context
 def synth(
+    ctx,
     words,
     out,
     unknown_words,
@@ -77,23 +96,24 @@ def synth(
     test_percent,
     snr_db,
     workers,
+    yes,
 ):
     """Write keywords spoken by eSpeak NG to OUT in the Speech Commands layout.
 
     One folder per word (<speaker>_nohash_<i>.wav, 1 s, 16 kHz, 16-bit), speaker-disjoint
     validation_list.txt and testing_list.txt, and _background_noise_/; read it with the
     speech_commands data source. Run again with the same settings, it changes nothing.
+    The size and time it will take are printed first; more than 5,000 speakers need --yes.
     """
     from ..errors import ParameterError
+    from ..resources import human_bytes
 
     # The generator: numpy, librosa and eSpeak NG (~0.2 s), not loaded for --help.
-    from ..speech.sources.synthetic import AUXILIARY_WORDS, synthesize
+    from ..speech.sources import synthetic as gen
 
     if workers is not None and workers < 1:
         raise ParameterError(f"`--workers` must be a positive integer; received {workers}.")
-    summary = synthesize(
-        out,
-        workers=workers,
+    settings = gen.synth_settings(
         words=words,
         unknown_words=unknown_words,
         speakers=speakers,
@@ -104,10 +124,38 @@ def synth(
         test_percent=test_percent,
         snr_db=_snr(snr_db),
     )
+    plan = gen.estimate(out, settings, workers)
+    per = gen.clips_per_speaker(settings)
+    if verbosity(ctx) >= 0:
+        n = plan["workers"]
+        click.echo(
+            f"estimate: {plan['clips']:,} clips ({speakers:,} speakers x {per}), about "
+            f"{human_bytes(plan['bytes'])} on disk, about {_duration(plan['seconds'])} with "
+            f"{n} process{'es' if n > 1 else ''}",
+            err=True,
+        )
+    if speakers > gen.MAX_SPEAKERS and not yes:
+        raise ParameterError(
+            f"`--speakers` must be <= {gen.MAX_SPEAKERS:,} without --yes (MAX_SPEAKERS); "
+            f"received {speakers}."
+        )
+    if plan["clips"] > gen.MAX_CLIPS:
+        raise ParameterError(
+            f"`--speakers` x clips per speaker must give <= {gen.MAX_CLIPS:,} clips (MAX_CLIPS); "
+            f"received {speakers} x {per} = {plan['clips']:,}."
+        )
+    # A folder seqkit generated before: its old files make room, so synthesize checks later.
+    fresh = not (Path(out) / gen.SYNTH_MARKER).exists()
+    if fresh and plan["free"] is not None and plan["bytes"] > plan["free"]:
+        raise ParameterError(
+            f"`--speakers` {speakers} needs about {human_bytes(plan['bytes'])} on disk; {out} has "
+            f"{human_bytes(plan['free'])} free."
+        )
+    summary = gen.synthesize(out, workers=workers, **gen.synth_args(settings))
     if summary is None:
         click.echo(f"{out}: already holds this data (same settings); nothing written.")
         return
-    unknown = list(AUXILIARY_WORDS) if unknown_words is None else unknown_words
+    unknown = list(gen.AUXILIARY_WORDS) if unknown_words is None else unknown_words
     spk = summary["speakers"]
     click.echo(
         f"wrote {summary['clips']} clips to {out} in {summary['seconds']:.1f} s "

@@ -11,6 +11,7 @@ import numpy as np
 from ..data import percent
 from ..errors import DataError, ParameterError, positive_int
 from ..features import Load
+from . import sources
 from . import transcribe as tr
 from .rolls import HIGHEST, LOWEST, notes_to_roll
 from .sources import (
@@ -95,7 +96,7 @@ class AudioFolder(MusicSource, FolderSplits):
 
     def load(self, cache: bool = True) -> MusicData:
         files = self._files(AUDIO_SUFFIXES)
-        pieces, skipped = [], []
+        pieces, skipped, steps = [], [], 0
         for path, split in files:
             try:
                 roll, onsets = self.transcribe(path)
@@ -105,6 +106,13 @@ class AudioFolder(MusicSource, FolderSplits):
             if not roll.any():
                 record_skip(skipped, path, "no detectable pitch")
                 continue
+            steps += len(roll)
+            if steps > sources.MAX_ROLL_STEPS:
+                raise DataError(
+                    f"{self.root}: the recordings add up to more than "
+                    f"{sources.MAX_ROLL_STEPS:,} time steps (at {path}), the most a music source "
+                    "may hold (MAX_ROLL_STEPS); use fewer files or a larger `hop_length`."
+                )
             pieces.append(Piece(str(path), split, roll, onsets))
         step = {"seconds": self.hop_length / self.sample_rate}
         return finish(pieces, step, skipped, 0, "recordings", len(files))

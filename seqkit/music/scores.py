@@ -16,6 +16,7 @@ import numpy as np
 from ..cache import cache_root
 from ..data import percent, which_set
 from ..errors import DataError, ParameterError, positive_int
+from . import sources
 from .rolls import Note, notes_to_roll
 from .sources import (
     SCORE_SUFFIXES,
@@ -23,11 +24,15 @@ from .sources import (
     MusicSource,
     Piece,
     finish,
+    npz_shapes,
     record_dropped,
     record_skip,
 )
 
 log = logging.getLogger("seqkit")
+
+# The score cache's arrays, as their headers claim them (all Bach chorales: ~1 MB of notes).
+_MAX_CACHE_BYTES = 256 * 2**20
 
 def cache_dir() -> Path:
     """seqkit's cache folder (``seqkit.cache.cache_root``): ``$SEQKIT_CACHE``, else
@@ -136,7 +141,7 @@ class Music21Corpus(MusicSource):
             entries = [self._read(p) for p in paths]
             if cache:
                 _write_cache(cached, entries)
-        pieces, skipped, dropped, seen = [], [], 0, {}
+        pieces, skipped, dropped, seen, steps = [], [], 0, {}, 0
         for name, reason, notes in entries:
             if reason:
                 record_skip(skipped, name, reason)
@@ -146,6 +151,13 @@ class Music21Corpus(MusicSource):
                 record_skip(skipped, name, f"duplicate (the same notes as {seen[key]})")
                 continue
             seen[key] = name
+            steps += max(n.end for n in notes)
+            if steps > sources.MAX_ROLL_STEPS:
+                raise DataError(
+                    f"music21's corpus ({self.composer}): the scores add up to more than "
+                    f"{sources.MAX_ROLL_STEPS:,} time steps (at {name}), the most a music source "
+                    "may hold (MAX_ROLL_STEPS); set `limit` or a coarser `steps_per_quarter`."
+                )
             roll, onsets, outside = notes_to_roll(notes)
             if outside:
                 record_dropped(skipped, name, outside)
@@ -174,6 +186,9 @@ def _read_cache(path: Path):
     if not path.is_file():
         return None
     try:
+        claimed = npz_shapes(path, ("names", "notes", "counts")).values()
+        if max(np.prod(s, dtype=object) * d.itemsize for s, d in claimed) > _MAX_CACHE_BYTES:
+            return None  # not what seqkit wrote: rebuilt
         with np.load(path, allow_pickle=False) as z:
             names = json.loads(str(z["names"]))
             notes = z["notes"]

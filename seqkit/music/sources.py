@@ -33,6 +33,8 @@ import importlib
 import logging
 import os
 import pickle
+import reprlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,17 @@ from .rolls import HIGHEST, KEYS, LOWEST, Note, midi_notes, notes_to_roll, steps
 log = logging.getLogger("seqkit")
 
 PICKLE_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+
+# Expansion limits: what a music file may expand to, checked while reading, before allocating
+# (a pickle's lists can repeat one object many times: sizes are counted expanded). No real
+# corpus comes near: Nottingham is 176 K training steps, Piano-midi.de about 1 M.
+MAX_ROLL_STEPS = 10_000_000  # time steps of one source, all pieces: 3.5 GB as float32 x 88 keys
+MAX_ROLL_NOTES = 50_000_000  # note entries in a pickle's time steps (5 a step at the maximum)
+MAX_SEQUENCES = 1_000_000  # sequences in one split of a pickle or npz
+MAX_PICKLE_BYTES = 64 * 2**20  # a B-L pickle (JSB Chorales: 0.4 MB); unpickled objects ~30x
+MAX_MIDI_BYTES = 8 * 2**20  # one MIDI file (a piano piece: ~100 KB); parsed events ~50x
+MAX_MIDI_NOTES = 1_000_000  # notes of one MIDI file
+_TOO_BIG = "the file is damaged, or the corpus too big for one source: split it"
 MIDI_SUFFIXES = (".mid", ".midi")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 SCORE_SUFFIXES = (".mxl", ".xml", ".musicxml", ".krn", ".mid", ".midi", ".abc", ".md")
@@ -202,6 +215,13 @@ def read_plain_pickle(path) -> object:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Piano-roll pickle '{path}' not found (data.source.path).")
+    size = path.stat().st_size
+    if size > MAX_PICKLE_BYTES:  # unpickled lists take up to ~30 times the file's bytes
+        raise DataError(
+            f"{path}: the file is {size:,} bytes, more than the {MAX_PICKLE_BYTES:,} seqkit "
+            "unpickles (MAX_PICKLE_BYTES); write the rolls as .npz (the layout `seqkit music "
+            "convert-pickle` writes) and use pianoroll_npz."
+        )
     try:
         with path.open("rb") as fh:
             return _PlainUnpickler(fh).load()
@@ -224,26 +244,68 @@ def _layout_error(path, where: str, found) -> DataError:
     )
 
 
+# A value's description in a message: bounded in depth and items, whatever the value (the
+# repr of a nested list that repeats one object would not end).
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 6, 30, 30
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdict = 4
+
+
 def _describe(value) -> str:
     if isinstance(value, dict):
-        return f"a dict with keys {sorted(map(str, value))[:6]}"
-    text = repr(value)
+        keys = sorted(k[:30] if isinstance(k, str) else _REPR.repr(k) for k in value)
+        return f"a dict with keys {keys[:6]}"
+    text = _REPR.repr(value)
     return f"a {type(value).__name__} ({text[:40]}{'...' if len(text) > 40 else ''})"
 
 
-def layout_to_pieces(data, path) -> tuple[list[Piece], list[dict], int]:
-    """Check the B-L layout and turn it into pieces; ``(pieces, skipped, notes_dropped)``."""
-    if not isinstance(data, dict) or not all(k in data for k in PICKLE_SPLITS):
-        raise _layout_error(path, "the top level", data)
-    pieces, skipped, dropped = [], [], 0
-    for key, split in PICKLE_SPLITS.items():
+def _check_expansion(data, path) -> None:
+    """Refuse a B-L layout whose expanded size -- sequences, time steps, notes, repeats of one
+    object counted each time -- passes the limits, before anything is built from it."""
+    steps = 0
+    for key in PICKLE_SPLITS:
         seqs = data[key]
         if not isinstance(seqs, (list, tuple)):
             raise _layout_error(path, f"['{key}']", seqs)
+        if len(seqs) > MAX_SEQUENCES:
+            raise DataError(
+                f"{path}: ['{key}'] lists {len(seqs):,} sequences, more than the "
+                f"{MAX_SEQUENCES:,} a music source may hold (MAX_SEQUENCES); {_TOO_BIG}."
+            )
         for i, seq in enumerate(seqs):
-            where = f"['{key}'][{i}]"
             if not isinstance(seq, (list, tuple)):
-                raise _layout_error(path, where, seq)
+                raise _layout_error(path, f"['{key}'][{i}]", seq)
+            steps += len(seq)
+    if steps > MAX_ROLL_STEPS:
+        raise DataError(
+            f"{path}: its sequences add up to {steps:,} time steps (repeats counted), more "
+            f"than the {MAX_ROLL_STEPS:,} a music source may hold (MAX_ROLL_STEPS); {_TOO_BIG}."
+        )
+    notes = 0
+    for key in PICKLE_SPLITS:
+        for i, seq in enumerate(data[key]):
+            for t, step in enumerate(seq):
+                if not isinstance(step, (list, tuple, set, frozenset)):
+                    raise _layout_error(path, f"['{key}'][{i}][{t}]", step)
+                notes += len(step)
+                if notes > MAX_ROLL_NOTES:
+                    raise DataError(
+                        f"{path}: its time steps hold more than {MAX_ROLL_NOTES:,} notes "
+                        f"(repeats counted; MAX_ROLL_NOTES); {_TOO_BIG}."
+                    )
+
+
+def layout_to_pieces(data, path) -> tuple[list[Piece], list[dict], int]:
+    """Check the B-L layout and turn it into pieces; ``(pieces, skipped, notes_dropped)``.
+    Sizes are checked first, expanded (``MAX_SEQUENCES``, ``MAX_ROLL_STEPS``,
+    ``MAX_ROLL_NOTES``): a DataError naming the file, before any roll is allocated."""
+    if not isinstance(data, dict) or not all(k in data for k in PICKLE_SPLITS):
+        raise _layout_error(path, "the top level", data)
+    _check_expansion(data, path)
+    pieces, skipped, dropped = [], [], 0
+    for key, split in PICKLE_SPLITS.items():
+        for i, seq in enumerate(data[key]):
+            where = f"['{key}'][{i}]"
             for t, step in enumerate(seq):
                 if not isinstance(step, (list, tuple, set, frozenset)) or not all(
                     isinstance(n, int) and not isinstance(n, bool) for n in step
@@ -303,6 +365,63 @@ def write_npz(path, pieces: list[Piece], time_step: dict) -> None:
     os.replace(tmp, path)
 
 
+NPZ_ARRAYS = (*SPLITS, *(f"{s}_lengths" for s in SPLITS), "lowest_note", "steps_per_quarter",
+              "step_seconds")  # fmt: skip
+
+
+def npz_shapes(path, names=NPZ_ARRAYS) -> dict[str, tuple[tuple, np.dtype]]:
+    """``name -> (shape, dtype)`` of the arrays ``names`` in an ``.npz``, read from each
+    member's ``.npy`` header: nothing is decompressed beyond the headers."""
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            name = member.removesuffix(".npy")
+            if name not in names:
+                continue
+            with z.open(member) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"'{member}' has .npy format version {version}")
+            out[name] = (shape, dtype)
+    return out
+
+
+def _check_npz_sizes(path, claimed: dict) -> None:
+    """Refuse headers that claim more steps or sequences than a music source may hold."""
+    steps = 0
+    for name, (shape, _) in claimed.items():
+        n = int(np.prod(shape, dtype=object))
+        if name.endswith("_lengths") and n > MAX_SEQUENCES:
+            raise DataError(
+                f"{path}: '{name}' claims {n:,} sequences, more than the {MAX_SEQUENCES:,} a "
+                f"music source may hold (MAX_SEQUENCES); {_TOO_BIG}."
+            )
+        if name in SPLITS:
+            steps += int(shape[0]) if shape else 0
+        elif not name.endswith("_lengths") and n > 1:
+            raise DataError(f"{path}: '{name}' has shape {shape}; it must be a single number.")
+    if steps > MAX_ROLL_STEPS:
+        raise DataError(
+            f"{path}: the arrays claim {steps:,} time steps, more than the {MAX_ROLL_STEPS:,} "
+            f"a music source may hold (MAX_ROLL_STEPS); {_TOO_BIG}."
+        )
+    big = [
+        (int(np.prod(shape, dtype=object)) * dtype.itemsize, name)
+        for name, (shape, dtype) in claimed.items()
+        if name in SPLITS
+    ]
+    limit = MAX_ROLL_STEPS * KEYS * 4
+    if big and max(big)[0] > limit:
+        raise DataError(
+            f"{path}: '{max(big)[1]}' claims {max(big)[0]:,} bytes, more than the {limit:,} "
+            f"of {MAX_ROLL_STEPS:,} time steps as float32 (MAX_ROLL_STEPS); {_TOO_BIG}."
+        )
+
+
 class PianoRollNpz(MusicSource):
     """Piano rolls in a ``.npz`` (``seqkit music convert-pickle`` writes one): arrays
     ``train`` / ``validation`` / ``test`` of shape (steps, 88) with ``<split>_lengths`` giving
@@ -322,8 +441,15 @@ class PianoRollNpz(MusicSource):
             "convert-pickle` writes this layout)"
         )
         try:
+            claimed = npz_shapes(self.path)
+        except Exception as exc:
+            raise DataError(
+                f"{self.path}: cannot be read as .npz ({type(exc).__name__}: {exc}); {expected}."
+            ) from exc
+        _check_npz_sizes(self.path, claimed)
+        try:  # only the layout's arrays, each no bigger than checked
             with np.load(self.path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+                arrays = {k: z[k] for k in z.files if k in claimed}
         except Exception as exc:
             raise DataError(
                 f"{self.path}: cannot be read as .npz ({type(exc).__name__}: {exc}); {expected}."
@@ -365,18 +491,42 @@ class PianoRollNpz(MusicSource):
 
 
 def read_midi(path, time_step: dict) -> tuple[list[Note], int]:
-    """``(notes, drum_notes)`` of a MIDI file in steps; DataError if it cannot be read."""
+    """``(notes, drum_notes)`` of a MIDI file in steps; DataError if it cannot be read, or
+    if it passes the limits (``MAX_MIDI_BYTES``, ``MAX_MIDI_NOTES``, its last note ending
+    past ``MAX_ROLL_STEPS``): checked before its piano roll is allocated."""
     import pretty_midi  # pretty_midi (0.16 s): only when MIDI is read or written
 
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise DataError(f"cannot be read ({exc.strerror or exc})") from exc
+    if size > MAX_MIDI_BYTES:
+        raise DataError(
+            f"the file is {size:,} bytes, more than the {MAX_MIDI_BYTES:,} seqkit reads as MIDI "
+            "(MAX_MIDI_BYTES)"
+        )
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # mido and pretty_midi raise many types for damaged files
         raise DataError(f"cannot be read as MIDI ({type(exc).__name__}: {exc})") from exc
-    return midi_notes(
+    n = sum(len(inst.notes) for inst in pm.instruments)
+    if n > MAX_MIDI_NOTES:
+        raise DataError(
+            f"it holds {n:,} notes, more than the {MAX_MIDI_NOTES:,} seqkit reads from one MIDI "
+            "file (MAX_MIDI_NOTES)"
+        )
+    notes, drums = midi_notes(
         pm,
         steps_per_quarter=time_step.get("steps_per_quarter"),
         step_seconds=time_step.get("seconds"),
     )
+    end = max((note.end for note in notes), default=0)
+    if end > MAX_ROLL_STEPS:
+        raise DataError(
+            f"its notes reach step {end:,}, more than the {MAX_ROLL_STEPS:,} a music source may "
+            "hold (MAX_ROLL_STEPS)"
+        )
+    return notes, drums
 
 
 class MidiFolder(MusicSource, FolderSplits):
@@ -405,7 +555,7 @@ class MidiFolder(MusicSource, FolderSplits):
 
     def load(self, cache: bool = True) -> MusicData:
         files = self._files(MIDI_SUFFIXES)
-        pieces, skipped, dropped = [], [], 0
+        pieces, skipped, dropped, steps = [], [], 0, 0
         for path, split in files:
             try:
                 notes, drums = read_midi(path, self.time_step)
@@ -415,6 +565,13 @@ class MidiFolder(MusicSource, FolderSplits):
             if not notes:
                 record_skip(skipped, path, "only drum tracks" if drums else "no notes")
                 continue
+            steps += max(n.end for n in notes)
+            if steps > MAX_ROLL_STEPS:
+                raise DataError(
+                    f"{self.root}: the MIDI files add up to more than {MAX_ROLL_STEPS:,} time "
+                    f"steps (at {path}), the most a music source may hold (MAX_ROLL_STEPS); use "
+                    "fewer files or a coarser step."
+                )
             roll, onsets, outside = notes_to_roll(notes)
             if outside:
                 record_dropped(skipped, path, outside)

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from ...data import SPLITS, Example, percent, which_set
 from ...errors import DataError, ParameterError, non_negative_number
+from ...features import truncated_wav
 from .common import (
     BACKGROUND_NOISE_DIR,
     GENERATED_NOISE_DB,
@@ -194,6 +195,10 @@ class SpeechCommands(_ScannedSource):
                 seconds = info.frames / info.samplerate if info.samplerate > 0 else 0.0
             except Exception as exc:
                 log.warning("Skipping background noise %s: cannot be read as audio (%s).", p, exc)
+                continue
+            truncated = truncated_wav(p, info.frames)
+            if truncated:
+                log.warning("Skipping background noise %s: %s.", p, truncated)
                 continue
             if seconds < self.silence_seconds:
                 log.warning(

@@ -46,6 +46,7 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -55,8 +56,10 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from ... import progress
 from ...errors import DataError, ParameterError, positive_int
 from ...features import colored_noise
+from ...resources import human_bytes
 from .common import (
     BACKGROUND_NOISE_DIR,
     LIST_FILES,
@@ -77,6 +80,15 @@ AUXILIARY_WORDS = (
 BACKGROUND_FILES = ("white_noise", "pink_noise", "brown_noise", "hum_and_hiss")
 BACKGROUND_SECONDS = 30.0
 WORD_RE = re.compile(r"[a-z][a-z0-9']*")
+
+# Size of one generation. `seqkit data synth` prints its estimate first and asks for --yes
+# above MAX_SPEAKERS; MAX_CLIPS and the free disk space hold with --yes too (every file name
+# is planned, and the marker lists it, in memory).
+MAX_SPEAKERS = 5_000  # 175,000 clips, 5.4 GiB with the default words and takes
+MAX_CLIPS = 2_000_000  # 61 GiB of WAV files
+CLIP_BYTES = 32_768  # one 1 s 16 kHz 16-bit WAV (32,044 bytes) in 4 KiB disk blocks
+NAME_BYTES = 100  # a clip's name in the marker and the list files, with JSON quoting
+SECONDS_PER_CLIP = 0.04  # rendering one clip in one process (a busy 2-core machine: 140 in 5.8 s)
 
 
 # -- the eSpeak NG library -----------------------------------------------------------------------
@@ -130,6 +142,55 @@ def speaker_clips(settings: dict, speaker_index: int) -> list[tuple[str, int, in
     for k in sorted(rng.choice(len(unknown), size=n, replace=False).tolist()):
         out.append((unknown[k], len(words) + k, 0))
     return out
+
+
+def clips_per_speaker(settings: dict) -> int:
+    """Clips one speaker says: every keyword ``clips_per_speaker`` times, unknown words once."""
+    return len(settings["words"]) * settings["clips_per_speaker"] + settings["unknown_per_speaker"]
+
+
+def estimate(root, settings: dict, workers: int | None = None) -> dict:
+    """What generating ``settings`` takes, before anything is planned: ``clips``,
+    ``bytes`` on disk, ``seconds`` with ``workers`` processes (``SECONDS_PER_CLIP``), and
+    ``free``: the free bytes of the disk that holds ``root`` (None when unknown)."""
+    clips = settings["speakers"] * clips_per_speaker(settings)
+    noise = len(BACKGROUND_FILES) * (44 + 2 * int(SAMPLE_RATE * BACKGROUND_SECONDS))
+    workers = _workers(workers, settings["speakers"])
+    return {
+        "clips": clips,
+        "bytes": clips * (CLIP_BYTES + NAME_BYTES) + noise,
+        "seconds": clips * SECONDS_PER_CLIP / workers,
+        "workers": workers,
+        "free": _free_bytes(root),
+    }
+
+
+def _free_bytes(root) -> int | None:
+    folder = Path(root).expanduser().absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _check_clips(settings: dict) -> None:
+    per = clips_per_speaker(settings)
+    if settings["speakers"] * per > MAX_CLIPS:
+        raise ParameterError(
+            f"`speakers` x clips per speaker must give <= {MAX_CLIPS:,} clips (MAX_CLIPS); "
+            f"received {settings['speakers']} x {per} = {settings['speakers'] * per:,}."
+        )
+
+
+def _check_disk(root, planned: dict) -> None:
+    if planned["free"] is not None and planned["bytes"] > planned["free"]:
+        raise DataError(
+            f"'{root}': generating {planned['clips']:,} clips needs about "
+            f"{human_bytes(planned['bytes'])} on disk; {root} has {human_bytes(planned['free'])} "
+            "free. Free some space or use fewer speakers."
+        )
 
 
 def _render_speaker(job):
@@ -195,10 +256,16 @@ def generate(root: Path, settings: dict, workers: int | None = None) -> dict:
         for k, s in enumerate(speakers)
     ]
     workers = _workers(workers, len(jobs))
-    written = _run_parallel(jobs, workers)
+    count = progress.counter("synthesizing speech", unit="clip")
+    total = sum(len(c) for c in clips)
+    written = _run_parallel(jobs, workers, count, total)
     if written is None:
         workers = 1
-        written = sum(_render_speaker(job) for job in jobs)
+        written = 0
+        for job in jobs:
+            written += _render_speaker(job)
+            if count is not None:
+                count(written, total)
     noise_dir = root / BACKGROUND_NOISE_DIR
     noise_dir.mkdir(exist_ok=True)
     for name in BACKGROUND_FILES:
@@ -231,7 +298,7 @@ def generate(root: Path, settings: dict, workers: int | None = None) -> dict:
     }
 
 
-def _run_parallel(jobs, workers) -> int | None:
+def _run_parallel(jobs, workers, count=None, total: int = 0) -> int | None:
     """Render each job (one speaker) in a freshly forked process, ``workers`` at a time.
 
     eSpeak NG keeps state from one utterance to the next in C statics (pitch flutter, wave
@@ -239,6 +306,7 @@ def _run_parallel(jobs, workers) -> int | None:
     A fresh fork per speaker, from a parent that has only initialised the engine, makes
     every clip depend on its own seed alone: the output is the same for any ``workers``.
     Returns None where fork is not available (then one process renders in order).
+    ``count(done, total)`` is called as each speaker is done (``seqkit.progress``).
     """
 
     if not sys.platform.startswith("linux"):
@@ -250,7 +318,12 @@ def _run_parallel(jobs, workers) -> int | None:
     ctx = multiprocessing.get_context("fork")
     try:
         with ctx.Pool(workers, maxtasksperchild=1) as pool:
-            return sum(pool.imap(_render_speaker, jobs))
+            done = 0
+            for n in pool.imap(_render_speaker, jobs):
+                done += n
+                if count is not None:
+                    count(done, total)
+            return done
     except OSError as exc:
         log.warning("Generating in one process: cannot start worker processes (%s).", exc)
         return None
@@ -390,9 +463,11 @@ def synthesize(root, workers: int | None = None, **settings) -> dict | None:
     ``root`` already holds this exact generation."""
     root = Path(root).expanduser()
     s = synth_settings(**settings)
+    _check_clips(s)
     with generation_lock(root):  # concurrent runs (multi_worker) take turns
         if not prepare_root(root, s):
             return None
+        _check_disk(root, estimate(root, s, workers))
         summary = generate(root, s, workers)
     log.info(
         "Generated %d clips in %s in %.1f s (%d worker(s)).",
@@ -460,6 +535,7 @@ class SyntheticSpeech(SpeechCommands):
             test_percent=test_percent,
             snr_db=(5.0, 30.0) if snr_db is None else snr_db,
         )
+        _check_clips(self.settings)
         if not self.settings["unknown_per_speaker"] and unknown_percent > 0:
             raise ParameterError(
                 "`unknown_percent` must be 0 when no unknown words are spoken (`unknown_words` "
@@ -481,11 +557,12 @@ class SyntheticSpeech(SpeechCommands):
     def prepare(self) -> None:
         """Generate the data unless ``root`` already holds it (see the module docstring)."""
         if not self._prepared:
-            self.summary = synthesize(self.root, self.workers, **_args(self.settings))
+            self.summary = synthesize(self.root, self.workers, **synth_args(self.settings))
             self._prepared = True
 
 
-def _args(settings: dict) -> dict:
+def synth_args(settings: dict) -> dict:
+    """The keyword arguments of ``synthesize`` that give ``settings`` (``synth_settings``)."""
     keys = ("words", "unknown_words", "speakers", "clips_per_speaker", "unknown_per_speaker",
             "seed", "validation_percent", "test_percent", "snr_db")  # fmt: skip
     return {k: settings[k] for k in keys}
