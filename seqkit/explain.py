@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import RunError
 from .layers import GRU
-from .runs import Run
+from .runs import Run, write_run_file
 from .worked_example import WORKED_EXAMPLE, inputs, keras_weights, matrices
 
 # What the documents print for step 1, where it differs from their own equations.
@@ -170,6 +170,9 @@ def plot_gates(run_dir, audio, out=None, layer_name=None) -> Path:
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
+    if out.resolve().parent == run.path.resolve():  # a picture of the run: recorded in run.json
+        write_run_file(run.path, out.name, lambda p: fig.savefig(p, dpi=80, format="png"))
+    else:
+        fig.savefig(out, dpi=80)
     plt.close(fig)
     return out

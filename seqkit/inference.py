@@ -144,7 +144,13 @@ def load_for_inference(path) -> InferenceModel:
     if _is_export(path) and not (path.is_dir() and (path / "run.json").is_file()):
         return _load_exported_for_inference(path)
     run = Run(path)
-    return InferenceModel(run.path, run.labels, run.pipeline, run.model, run.recipe)
+    model = run.model  # checked: its SHA-256, and one label per output (labels.txt)
+    if not run.labels:
+        raise ParameterError(
+            f"Run '{run.path}' has no labels.txt (a {run.recipe.task.type} run); predict and "
+            "stream need a keyword-spotting (kws) run or an export of one."
+        )
+    return InferenceModel(run.path, run.labels, run.pipeline, model, run.recipe)
 
 
 # -- predict and stream: what the commands compute, as data ---------------------------------------
@@ -189,9 +195,11 @@ def predict_files(model: InferenceModel, files, top_k: int = 3) -> dict:
             feats.append(model.features(name))
             names.append(str(name))
         except SeqkitError as exc:  # DataError (unreadable), ParameterError (too short, ...)
-            text = str(exc)
+            text, shown = str(exc), str(name)
+            if not shown.isprintable():  # a newline in the name must not split the warning
+                text, shown = text.replace(shown, repr(shown)), repr(shown)
             logging.getLogger("seqkit").warning(
-                "Skipping %s", text if str(name) in text else f"{name}: {text}"
+                "Skipping %s", text if shown in text else f"{shown}: {text}"
             )
             skipped.append({"file": str(name), "error": text})
     if not names:

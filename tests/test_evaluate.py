@@ -197,3 +197,150 @@ def test_the_media_callback_labels_clips_with_the_models_predictions(tmp_path, m
         assert step == 4
         assert text.item().decode().startswith(f"predicted **{want}** ({probs[row].max():.2f})")
         assert name in text.item().decode()
+
+
+# -- a damaged run folder: reported, never trusted (integrity records) ---------------------------
+
+RECORDED = ["data.json", "history.csv", "labels.txt", "metrics.json", "model.keras", "recipe.yaml"]
+
+
+def sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def forget_records(path):
+    """Make ``path`` look like a run written before seqkit recorded its files' hashes."""
+    info = json.loads((path / "run.json").read_text())
+    info.pop("files")
+    (path / "run.json").write_text(json.dumps(info))
+
+
+def one_error_line(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_run_json_records_every_file_and_evaluate_keeps_the_record_true(run):
+    from seqkit.runs import Run
+
+    path, _ = run
+    files = json.loads((path / "run.json").read_text())["files"]
+    assert sorted(files) == RECORDED
+    assert all(files[name] == sha(path / name) for name in RECORDED)
+    assert invoke("evaluate", path).exit_code == 0  # rewrites metrics.json, writes a PNG
+    files = json.loads((path / "run.json").read_text())["files"]
+    assert sorted(files) == sorted([*RECORDED, "confusion-test.png"])
+    assert files["metrics.json"] == sha(path / "metrics.json")
+    assert files["confusion-test.png"] == sha(path / "confusion-test.png")
+    assert Run(path).metrics["evaluations"]["test"]["png"] == "confusion-test.png"
+    assert invoke("evaluate", path, "--split", "validation").exit_code == 0  # not damaged
+    (path / "metrics.json").write_text("{}\n")  # edited by hand: the record says so
+    result = invoke("evaluate", path)
+    one_error_line(
+        result,
+        f"'{path / 'metrics.json'}' does not match the SHA-256 recorded in run.json: the file "
+        "is corrupt or was replaced. Restore it, or train the run again.",
+    )
+
+
+def test_a_run_json_cut_short_is_a_damaged_run_not_a_skipped_check(run):
+    path, _ = run
+    (path / "run.json").write_text('{"status": ')
+    one_error_line(
+        invoke("evaluate", path),
+        f"Run folder '{path}' is damaged: its run.json is not valid JSON (Expecting value: line "
+        "1 column 12 (char 11)). Restore it, or train the run again.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda info: [info], "holds list, not an object"),
+        (lambda info: {k: v for k, v in info.items() if k != "status"}, "has no 'status'"),
+        (
+            lambda info: info | {"status": "done"},
+            "has status 'done', not one of running, completed, failed, interrupted",
+        ),
+        (lambda info: info | {"versions": "3"}, "has a str at 'versions'"),
+        (
+            lambda info: info | {"files": {"model.keras": "abc"}},
+            "records no SHA-256 for 'model.keras' under 'files'",
+        ),
+    ],
+    ids=["list", "no-status", "bad-status", "bad-versions", "bad-hash"],
+)
+def test_a_run_json_without_the_keys_seqkit_writes_is_a_damaged_run(run, change, problem):
+    path, _ = run
+    info = json.loads((path / "run.json").read_text())
+    (path / "run.json").write_text(json.dumps(change(info)))
+    one_error_line(
+        invoke("evaluate", path),
+        f"Run folder '{path}' is damaged: its run.json {problem}. Restore it, or train the run "
+        "again.",
+    )
+
+
+def test_a_truncated_model_is_named_not_called_missing(run):
+    path, _ = run
+    model = path / "model.keras"
+    original = model.read_bytes()
+    model.write_bytes(original[:3000])
+    one_error_line(
+        invoke("evaluate", path),
+        f"'{model}' does not match the SHA-256 recorded in run.json: the file is corrupt or was "
+        "replaced. Restore it, or train the run again.",
+    )
+    forget_records(path)  # an older run: no hash to compare, so the file itself is looked at
+    one_error_line(
+        invoke("evaluate", path),
+        f"'{model}' is not a .keras file (not a zip archive): it is damaged or truncated. "
+        "Restore it, or write it again.",
+    )
+    damaged = bytearray(original)  # a whole zip, but its weights fail their CRC-32
+    damaged[len(damaged) // 2] ^= 0x01
+    model.write_bytes(bytes(damaged))
+    result = invoke("evaluate", path)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: '{model}' could not be loaded (BadZipFile: Bad CRC")
+    assert result.stderr.endswith(
+        "it is damaged, or needs a plugin that is not installed. Restore it, or train the run "
+        "again.\n"
+    )
+    assert result.stderr.count("\n") == 1 and "this is a bug" not in result.stderr
+
+
+def test_a_recipe_with_a_python_tag_inside_a_run_is_refused(run):
+    import subprocess
+    import sys
+
+    path, _ = run
+    recipe = path / "recipe.yaml"
+    recipe.write_text(recipe.read_text() + "evil: !!python/object/apply:os.system ['true']\n")
+    one_error_line(
+        invoke("evaluate", path),
+        f"'{recipe}' does not match the SHA-256 recorded in run.json: the file is corrupt or "
+        "was replaced. Restore it, or train the run again.",
+    )
+    forget_records(path)  # no hash to compare: the recipe reader refuses the tag itself
+    done = subprocess.run(
+        [sys.executable, "-m", "seqkit", "evaluate", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        f"error: Run folder '{path}' is damaged: its recipe.yaml is not a valid recipe ("
+    )
+    assert "python/object/apply" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_a_run_without_records_still_evaluates(run):
+    path, _ = run
+    forget_records(path)
+    result = invoke("evaluate", path)
+    assert result.exit_code == 0, result.output
+    files = json.loads((path / "run.json").read_text())["files"]  # what evaluate rewrote
+    assert sorted(files) == ["confusion-test.png", "metrics.json"]
+    assert files["metrics.json"] == sha(path / "metrics.json")

@@ -284,7 +284,7 @@ def test_wrong_suffix_unknown_format_and_step_on_a_whole_clip_export(tmp_path):
     with pytest.raises(ParameterError, match="needs one made with --streaming"):
         load_exported(tmp_path / "m.tflite").step(np.zeros(F, "float32"))
     (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
-    with pytest.raises(RunError, match=r"'.*bad\.tflite' could not be opened \(ValueError"):
+    with pytest.raises(RunError, match=r"'.*bad\.tflite' is damaged \(it has no TFL3 FlatBuf"):
         load_exported(tmp_path / "bad.tflite")
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -364,3 +364,128 @@ def test_cli_streaming_a_bidirectional_model_is_a_usage_error(run, tmp_path):
     assert not (bidi / "export").exists()
     res = invoke("export", bidi, "--format", "tflite")  # the whole clip works
     assert res.exit_code == 0, res.output
+
+
+# -- damaged exports: checked before TFLite (C++, unchecked) or any runtime reads them ------------
+
+OLD_EXPORTS = __import__("pathlib").Path(__file__).parent / "data" / "runs_0_1_0" / "exports"
+
+
+def seqkit_subprocess(*args):
+    """``python -m seqkit ARGS``: a file that crashes the interpreter must not crash pytest."""
+    return subprocess.run(
+        [sys.executable, "-m", "seqkit", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_the_json_beside_an_export_records_its_sha256_and_size(tmp_path):
+    export_model(make_model(sl.GRU(5)), "tflite", tmp_path / "m.tflite")
+    meta = json.loads((tmp_path / "m.tflite.json").read_text())
+    data = (tmp_path / "m.tflite").read_bytes()
+    assert meta["sha256"] == hashlib.sha256(data).hexdigest() and meta["size"] == len(data)
+    export_model(make_model(sl.GRU(5)), "saved_model", tmp_path / "sm")
+    meta = json.loads((tmp_path / "sm.json").read_text())
+    files = sorted(p for p in (tmp_path / "sm").rglob("*") if p.is_file())
+    assert meta["size"] == sum(p.stat().st_size for p in files)
+    lines = sorted(
+        f"{p.relative_to(tmp_path / 'sm').as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}"
+        for p in files
+    )
+    assert meta["sha256"] == hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    variables = next((tmp_path / "sm" / "variables").glob("variables.data*"))
+    data = bytearray(variables.read_bytes())
+    data[-1] ^= 0xFF
+    variables.write_bytes(bytes(data))
+    with pytest.raises(RunError) as err:
+        load_exported(tmp_path / "sm")
+    assert str(err.value) == (
+        f"'{tmp_path / 'sm'}' does not match the SHA-256 recorded in its .json "
+        f"('{tmp_path / 'sm.json'}'): damaged or replaced; export it again with `seqkit export`."
+    )
+
+
+@pytest.mark.parametrize("keep", ["half", 1000])
+def test_a_truncated_tflite_is_refused_not_a_segfault(run, tmp_path, keep):
+    from conftest import write_wav
+
+    from seqkit.export import export_run
+
+    path = export_run(run, "tflite", out=tmp_path / "h.tflite", check=False).path
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if keep == "half" else keep])
+    done = seqkit_subprocess("predict", path, write_wav(tmp_path / "clip.wav"))
+    assert done.returncode == 1, (done.returncode, done.stderr)  # was -11: SIGSEGV
+    assert done.stderr == (
+        f"error: '{path}' does not match the SHA-256 recorded in its .json ('{path}.json'): "
+        "damaged or replaced; export it again with `seqkit export`.\n"
+    )
+
+
+def test_an_export_written_before_hashes_is_checked_as_a_tflite_flatbuffer(tmp_path):
+    """tests/data/runs_0_1_0 exports have no hash in their .json: a truncated one is found by
+    parsing its FlatBuffer, a foreign file by its identifier, before TFLite opens either."""
+    from conftest import write_wav
+
+    from seqkit.export.load import _tflite_problem
+
+    for name in ("kws.tflite", "kws.tflite.json"):
+        (tmp_path / name).write_bytes((OLD_EXPORTS / name).read_bytes())
+    path = tmp_path / "kws.tflite"
+    data = path.read_bytes()
+    assert "sha256" not in json.loads((tmp_path / "kws.tflite.json").read_text())
+    path.write_bytes(data[: len(data) // 2])
+    done = seqkit_subprocess("predict", path, write_wav(tmp_path / "clip.wav"))
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert done.stderr == (
+        f"error: '{path}' is damaged (its FlatBuffer is truncated or damaged: it does not "
+        "parse); export it again with `seqkit export`.\n"
+    )
+    path.write_bytes(data[:4] + b"NOPE" + data[8:])
+    with pytest.raises(RunError) as err:
+        load_exported(path)
+    assert str(err.value) == (
+        f"'{path}' is damaged (it has no TFL3 FlatBuffer identifier: not a TFLite model); "
+        "export it again with `seqkit export`."
+    )
+    # In-bounds but inconsistent indices, which no FlatBuffer verifier looks at.
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    def repacked(change):
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        change(model)
+        builder = flatbuffers.Builder(0)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    assert _tflite_problem(repacked(lambda m: None)) is None
+    tensor = lambda m: m.subgraphs[0].tensors[0]  # noqa: E731
+    cases = {
+        "a tensor's buffer index is out of range": lambda m: setattr(tensor(m), "buffer", 999),
+        "a tensor has an impossible shape": lambda m: setattr(tensor(m), "shape", [2**20, 2**9]),
+        "an operator's code index is out of range": lambda m: setattr(
+            m.subgraphs[0].operators[0], "opcodeIndex", 99
+        ),
+        "an operator's tensor index is out of range": lambda m: setattr(
+            m.subgraphs[0].operators[0], "inputs", [10**6]
+        ),
+        "a subgraph's input or output is not one of its tensors": lambda m: setattr(
+            m.subgraphs[0], "outputs", [10**6]
+        ),
+        "a signature names a subgraph that does not exist": lambda m: setattr(
+            m.signatureDefs[0], "subgraphIndex", 7
+        ),
+    }
+    for problem, change in cases.items():
+        assert _tflite_problem(repacked(change)) == problem
+
+
+def test_an_export_into_the_run_folder_is_recorded_in_run_json(run):
+    from seqkit.runs import Run
+
+    res = invoke("export", run, "--format", "keras", "--no-check")
+    assert res.exit_code == 0, res.output
+    files = json.loads((run / "run.json").read_text())["files"]
+    for name in ("export/model.keras", "export/model.keras.json"):
+        assert files[name] == hashlib.sha256((run / name).read_bytes()).hexdigest()
+    assert Run(run).model is not None  # the run's own records still hold

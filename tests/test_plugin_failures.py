@@ -446,3 +446,63 @@ def test_installed_plugins_are_hidden_in_a_fresh_process():
     )
     builtins = [row["name"] for row in LAYERS.describe() if row["source"] == BUILTIN]
     assert out.stdout.strip().split(",") == builtins
+
+
+# -- loading a model imports plugin layers only when the model needs one --------------------------
+
+SAVED_LAYER = """\
+import keras
+
+@keras.saving.register_keras_serializable(package="pf_saved")
+class Scale(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+"""
+
+
+def test_a_model_of_builtin_layers_loads_without_importing_plugins(
+    entry_points, plugin_modules, monkeypatch, seqkit_log, tmp_path
+):
+    import keras
+
+    from seqkit.runs import load_model
+
+    broken = plugin_modules("pf_broken_on_load", RAISES)
+    entry_points(ep("crashy", "pf_broken_on_load:Thing", "crashy-plugin"))
+    monkeypatch.setattr(seqkit.registry, "LAYERS", layers_registry())
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "builtin.keras")
+    assert load_model(tmp_path / "builtin.keras").count_params() == 8
+    assert seqkit_log.records == []  # no warning about a plugin the model does not use
+    assert not broken.with_suffix(".imported").exists()  # not even imported
+
+
+def test_a_model_that_needs_a_plugin_layer_imports_them_and_warns_then(
+    entry_points, plugin_modules, monkeypatch, seqkit_log, tmp_path
+):
+    import keras
+
+    from seqkit.runs import load_model
+
+    plugin_modules("pf_saved", SAVED_LAYER)
+    broken = plugin_modules("pf_broken_on_load", RAISES)
+    entry_points(
+        ep("scale", "pf_saved:Scale", "scale-plugin"),
+        ep("crashy", "pf_broken_on_load:Thing", "crashy-plugin"),
+    )
+    monkeypatch.setattr(seqkit.registry, "LAYERS", layers_registry())
+    from pf_saved import Scale
+
+    keras.Sequential([keras.Input((3,)), Scale()]).save(tmp_path / "plugin.keras")
+    # as in a fresh process: Keras knows no class "pf_saved>Scale" until the plugin is imported
+    monkeypatch.delitem(keras.saving.get_custom_objects(), "pf_saved>Scale")
+    monkeypatch.delitem(sys.modules, "pf_saved")
+    model = load_model(tmp_path / "plugin.keras")
+    assert type(model.layers[0]).__module__ == "pf_saved"
+    assert float(model(keras.ops.ones((1, 3)))[0, 0]) == 2.0
+    assert broken.with_suffix(".imported").exists()
+    assert [r.getMessage() for r in seqkit_log.records] == [
+        "Could not load plugin layer 'crashy' (pf_broken_on_load:Thing) from crashy-plugin 1.0: "
+        "RuntimeError: boom from the plugin. Reinstall or fix that package, or remove it from "
+        "the recipe."
+    ]

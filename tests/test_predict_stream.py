@@ -79,7 +79,7 @@ def test_predict_skips_unreadable_files_and_fails_when_none_is_left(run, tmp_pat
     bad.write_text("not audio")
     good = clips(data, "u", 1)[0]
     result = invoke("predict", path, bad, good, "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # the good file is still predicted, but not every file
     assert f"Skipping {bad}: cannot be read as audio" in result.stderr
     doc = json.loads(result.stdout)
     assert [r["file"] for r in doc["predictions"]] == [str(good)]
@@ -241,3 +241,114 @@ def test_exports_that_cannot_serve_say_why(run, exports, long_wav, tmp_path):
     assert f"'{lone}.json' is missing" in result.stderr
     result = invoke("stream", tmp_path / "nothing.tflite", long_wav)
     assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_predict_exits_1_and_says_how_many_files_it_skipped(run, tmp_path):
+    """Predictions of the readable files are printed; the exit code says some were not."""
+    path, data = run
+    good = clips(data, "ai", 2)
+    bad = [tmp_path / "bad.wav", tmp_path / "missing.wav"]
+    bad[0].write_text("not audio")
+    files = [good[0], *bad, good[1]]
+    for fmt in ([], ["--json"]):
+        result = invoke("predict", path, *files, *fmt)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[-1] == (
+            "error: 2 of 4 files could not be read (see the warnings above); "
+            "the predictions of the other 2 are on stdout."
+        )
+        printed = (
+            [r["file"] for r in json.loads(result.stdout)["predictions"]]
+            if fmt
+            else [line.rsplit(": ", 1)[0] for line in result.stdout.splitlines()]
+        )
+        assert printed == [str(good[0]), str(good[1])]
+
+
+def test_predict_plain_output_escapes_control_characters_in_file_names(run, tmp_path):
+    path, data = run
+    source = clips(data, "u", 1)[0]
+    odd = tmp_path / "two\nlines\t\x1b[31m.wav"
+    odd.write_bytes(source.read_bytes())
+    plain = tmp_path / "ünïcode name.wav"
+    plain.write_bytes(source.read_bytes())
+    result = invoke("predict", path, odd, plain, "--top-k", 1)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2  # one line per file, whatever its name
+    label = lines[1].rsplit(": ", 1)[1]
+    assert lines == [f"{str(odd)!r}: {label}", f"{plain}: {label}"]  # printable names stay as is
+    assert "\n" not in lines[0] and "\x1b" not in lines[0] and "\\n" in lines[0]
+    doc = json.loads(invoke("predict", path, odd, "--json").stdout)  # JSON: the exact name
+    assert doc["predictions"][0]["file"] == str(odd)
+    broken = tmp_path / "broken\nname.wav"
+    broken.write_text("not audio")
+    result = invoke("predict", path, broken, plain)
+    assert result.exit_code == 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("seqkit: warn")]
+    assert warnings == [f"seqkit: warning: Skipping {str(broken)!r}: cannot be read as audio "
+                        f"(Error opening {str(broken)!r}: Format not recognised.)."]  # fmt: skip
+
+
+# -- labels that do not match the model: a damaged run or export, named -------------------------
+
+
+def test_missing_or_empty_labels_are_a_damaged_run_not_a_shape_error(run, tmp_path):
+    import shutil
+
+    path, data = run
+    copy = tmp_path / "run"
+    shutil.copytree(path, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info.pop("files")  # as a run written before seqkit recorded hashes: labels are counted
+    (copy / "run.json").write_text(json.dumps(info))
+    clip = clips(data, "ai", 1)[0]
+    labels = copy / "labels.txt"
+    labels.write_text("")
+    result = invoke("predict", copy, clip)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"error: '{labels}' holds 0 label(s), but the model has 4 outputs: the run folder is "
+        "damaged. Restore labels.txt, or train the run again.\n"
+    )
+    labels.unlink()
+    result = invoke("stream", copy, clip)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"error: Run folder '{copy}' is damaged: its labels.txt is missing (the model has 4 "
+        "outputs). Restore it, or train the run again.\n"
+    )
+    with pytest.raises(RunError, match="its labels.txt is missing"):
+        load_for_inference(copy)
+
+
+def test_an_exports_labels_must_match_its_outputs(exports, tmp_path):
+    import shutil
+
+    whole, _ = exports
+    copy = tmp_path / "kws.tflite"
+    shutil.copy(whole, copy)
+    meta = json.loads(whole.with_name(whole.name + ".json").read_text())
+    sidecar = tmp_path / "kws.tflite.json"
+    sidecar.write_text(json.dumps(meta | {"labels": ["ai", "ia", "u"]}))
+    with pytest.raises(RunError) as err:  # the .json records a hash of its own contents
+        load_for_inference(copy)
+    assert str(err.value) == (
+        f"'{sidecar}' does not match the SHA-256 it records of its own contents: damaged or "
+        "edited; export again."
+    )
+    meta.pop("meta_sha256")  # as in a .json written before seqkit recorded one
+    sidecar.write_text(json.dumps(meta | {"labels": ["ai", "ia", "u"]}))
+    with pytest.raises(RunError) as err:
+        load_for_inference(copy)
+    assert str(err.value) == (
+        f"'{sidecar}' lists 3 label(s), but '{copy}' has 4 outputs: damaged or replaced; "
+        "export again."
+    )
+    sidecar.write_text(json.dumps(meta | {"labels": ["ai", "", "u", "noise"]}))
+    with pytest.raises(RunError) as err:
+        load_for_inference(copy)
+    assert str(err.value) == (
+        f"'{sidecar}' has `labels` that are not distinct non-empty strings: damaged or edited; "
+        "export again."
+    )

@@ -37,8 +37,13 @@ What works on TensorFlow 2.21 (measured; ``/work/shared/REFERENCES.md`` section 
 
 Every export gets a ``<name>.json`` beside it: format, streaming, quantisation, input name and
 shape, states (name and size), and the run's labels, resolved recipe and folder, so that a
-``.tflite`` can be used without its run folder. ``load_exported(path)`` opens any of these
-files and gives ``predict(x)`` and, for streaming exports, ``step(frame, state)``.
+``.tflite`` can be used without its run folder; and the export's SHA-256 and size (a SavedModel
+folder: over its files) and a SHA-256 of the ``.json``'s own contents. ``load_exported(path)``
+checks those before any runtime opens the file (a damaged ``.tflite`` would kill the process
+inside TFLite), checks the labels against the model's outputs, and gives ``predict(x)`` and,
+for streaming exports, ``step(frame, state)``. An export whose ``.json`` has no hash (written
+before seqkit recorded one) is checked by reading it: a ``.tflite`` is parsed as a FlatBuffer
+and its indices checked before TFLite gets its bytes.
 
 Layout: ``models`` (inference copy, streaming model), ``tflite`` (conversion, int8),
 ``write`` (files, checks, run folders), ``load`` (``Exported``).

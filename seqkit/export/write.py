@@ -14,8 +14,8 @@ import numpy as np
 from .. import __version__
 from ..build import load_data
 from ..errors import ParameterError, RunError, did_you_mean
-from ..runs import Run
-from .load import load_exported
+from ..runs import Run, record_run_files, tree_sha256, write_json_atomic
+from .load import export_size, load_exported, meta_digest
 from .models import _onnx_streaming_copy, inference_copy, probe_inputs, streaming_model
 from .tflite import _quiet, to_tflite
 
@@ -50,16 +50,9 @@ def default_name(fmt: str, streaming: bool) -> str:
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-
         raise ParameterError(
             f"`format` must be one of {', '.join(FORMATS)}; received {fmt!r}.{did_you_mean(fmt, FORMATS)}"
         )
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def _check_writable(path: Path, fmt: str, overwrite: bool) -> None:
@@ -180,8 +173,10 @@ def export_model(
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
-    result = ExportResult(path, fmt, streaming, _size(path), quant, notes=notes)
+    result = ExportResult(path, fmt, streaming, export_size(path), quant, notes=notes)
     info = {
+        "sha256": tree_sha256(path),  # checked by load_exported before the file is opened
+        "size": result.size,
         "format": fmt,
         "streaming": streaming,
         "quantization": quant,
@@ -191,7 +186,8 @@ def export_model(
     if streaming:
         step = streaming_model(model)
         info["states"] = [{"name": t.name, "size": int(t.shape[-1])} for t in step.inputs[1:]]
-    sidecar.write_text(json.dumps(info, indent=2) + "\n")
+    info["meta_sha256"] = meta_digest(info)  # the .json's own contents, checked on loading
+    write_json_atomic(sidecar, info)
     return result
 
 
@@ -258,6 +254,8 @@ def export_run(
     result = export_model(
         model, fmt, path, streaming, calibration, overwrite, max_samples=max_samples, meta=meta
     )
+    if run.path.resolve() in path.resolve().parents:  # RUN/export/...: recorded in run.json
+        record_run_files(run.path, path, path.with_name(path.name + ".json"))
     if check and (fmt != "onnx" or importlib.util.find_spec("onnxruntime")):
         if splits:
             x, y = splits["test"] if "test" in splits else splits["validation"]

@@ -41,7 +41,9 @@ from ..runs import (
     Run,
     _mkdir,
     _now,
+    check_recorded,
     data_fingerprint,
+    file_records,
     load_model,
     plan_run_dir,
     plugins_used,
@@ -165,7 +167,7 @@ def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=
     """Train into ``run`` and record the outcome in run.json, whatever it is."""
     try:
         try:
-            metrics = _train_into(recipe, run, verbose, task, data, resume, strategy)
+            metrics = _train_into(recipe, run, verbose, task, data, resume, strategy, info)
         except Exception as exc:
             clear = distribute.worker_failure(exc, recipe.train.distribute)
             if clear is None:
@@ -181,9 +183,10 @@ def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=
         with contextlib.suppress(OSError):
             write_json_atomic(run / RUN_MARKER, info)
         raise
-    info["files"] = {"model.keras": metrics.pop("_model_sha256")}
     info["plugins"] = plugins_used()
     write_json_atomic(run / "metrics.json", metrics)
+    # every file seqkit wrote and will read again, checked by Run (seqkit.runs.RECORDED_FILES)
+    info["files"] = {**info.get("files", {}), **file_records(run)}
     info["status"] = "completed"
     info.pop("error", None)
     info.pop("resume", None)
@@ -195,11 +198,9 @@ def _finish(run: Path, info: dict, recipe, verbose, task, data, started, resume=
 def _resume(built: Built, run: Path, verbose: int, on_run_dir, strategy=None) -> Path:
     """Continue the interrupted run in ``run`` from its last checkpoint."""
     recipe = built.recipe
-    try:
-        info = read_run_info(run)
-        saved = read_run_recipe(run)
-    except (OSError, ValueError, RecipeError) as exc:
-        raise RunError(f"'{run}' is not a resumable seqkit run folder ({exc}).") from None
+    info = read_run_info(run)  # RunError naming run.json, recipe.yaml or a file it records
+    saved = read_run_recipe(run)
+    check_recorded(run, info)
     if info.get("status") == "completed":
         raise RunError(f"Run '{run}' already completed; nothing to resume.")
     a, b = saved.to_dict(), recipe.to_dict()
@@ -221,6 +222,7 @@ def _resume(built: Built, run: Path, verbose: int, on_run_dir, strategy=None) ->
     if on_run_dir is not None:
         on_run_dir(run)
     (run / "recipe.yaml").write_text(recipe.to_yaml())
+    info.setdefault("files", {})["recipe.yaml"] = sha256(run / "recipe.yaml")
     info.update(status="running", resumed=[*info.get("resumed", []), _now()])
     info.pop("error", None)
     write_json_atomic(run / RUN_MARKER, info)
@@ -268,10 +270,13 @@ def _write_history(run: Path, history: list[dict]) -> None:
 
 
 def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None,
-                strategy=None) -> dict:  # fmt: skip
+                strategy=None, info=None) -> dict:  # fmt: skip
     if resume is None:
         write_json_atomic(run / "data.json", data.info)
         task.write_files(run, data)
+        if info is not None:  # recipe.yaml, data.json, the task's files: checked on --resume
+            info["files"] = file_records(run)
+            write_json_atomic(run / RUN_MARKER, info)
         with distribute.scope(strategy):
             model = build_model(recipe, task, data.input_shape, data.info,
                                 data.splits["train"].x)  # fmt: skip
@@ -305,7 +310,4 @@ def _train_into(recipe: Recipe, run: Path, verbose: int, task, data, resume=None
     }
     for split in data.splits:
         metrics[split] = task.evaluate(best, data, split)
-    metrics["_model_sha256"] = sha256(run / "model.keras")
     return metrics
-
-
