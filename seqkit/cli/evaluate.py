@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .common import import_keras
-from .options import json_option, run_dir_argument
+from .options import json_option, model_argument
 
 
 def _table(report: dict) -> list[str]:
@@ -45,10 +45,24 @@ def _table(report: dict) -> list[str]:
 
 
 @click.command()
-@run_dir_argument()
+@model_argument()
 @click.option(
     "--split", default="test", show_default=True, help="Split to evaluate: train, validation, test."
 )
+@click.option(
+    "--data",
+    metavar="SOURCE",
+    default=None,
+    help="Evaluate on other data: a YAML file holding a data source, or one inline, e.g. "
+    "'{type: speech_commands, root: path/to/words}'. The report goes to RUN/evaluations/.",
+)
+@click.option(
+    "--label-map",
+    metavar="MAP",
+    default=None,
+    help="With --data: source labels -> model labels, 'zero=0,one=1' or a YAML file of them.",
+)
+@click.option("--name", default=None, help="With --data: the report's name (default from the source).")
 @json_option("Print the report as JSON on stdout.")
 @click.option(
     "--show",
@@ -58,14 +72,26 @@ def _table(report: dict) -> list[str]:
     help="Misclassified files to list (-1: all).",
 )
 @click.pass_context
-def evaluate(ctx, run_dir, split, as_json, show):
-    """Evaluate RUN_DIR's best model on a split; update metrics.json, write
-    RUN_DIR/confusion-SPLIT.png and a TensorBoard image (RUN_DIR/logs/evaluation)."""
+def evaluate(ctx, run_dir, split, data, label_map, name, as_json, show):
+    """Evaluate a run's best model on a split; update metrics.json, write
+    RUN/confusion-SPLIT.png and a TensorBoard image (RUN/logs/evaluation).
+
+    With --data, evaluate a run folder or an export on other data instead (labels matched by
+    name, --label-map, words the model does not know counted as _unknown_ when it has that
+    class); the report (accuracy, per-class P/R/F1, per speaker, confusion PNG, misclassified
+    files) goes to RUN/evaluations/NAME.json, or beside an export in EXPORT.evaluations/.
+    """
     import_keras(ctx)
     # Reads the run's model: Keras/TensorFlow (~3 s), not loaded for --help.
-    from ..evaluate import evaluate_run
+    from ..evaluate import evaluate_data, evaluate_run, parse_label_map
 
-    report, written = evaluate_run(run_dir, split)
+    if data is None and (label_map or name):
+        raise click.UsageError("--label-map and --name go with --data.")
+    if data is not None:
+        report, written = evaluate_data(run_dir, data, parse_label_map(label_map), name)
+        split = written["report"].stem
+    else:
+        report, written = evaluate_run(run_dir, split)
     if as_json:
         import json  # not at the top: every seqkit command imports this module
 
@@ -91,7 +117,8 @@ def evaluate(ctx, run_dir, split, as_json, show):
         click.echo(f"misclassified: {len(wrong)} of {total}")
         for m in wrong if show < 0 else wrong[:show]:
             click.echo(
-                f"  {m['path']}  true {m['label']}, predicted {m['predicted']} ({m['score']:.2f})"
+                f"  {m['path']}  true {m['label']}, predicted {m['predicted']}"
+                + (f" ({m['score']:.2f})" if "score" in m else "")
             )
         if 0 <= show < len(wrong):
             click.echo(
@@ -102,4 +129,7 @@ def evaluate(ctx, run_dir, split, as_json, show):
         click.echo(f"confusion matrix: {written['png']}")
     if "tensorboard" in written:
         click.echo(f"tensorboard: {written['tensorboard']}")
-    click.echo(f"metrics: {written['metrics']}")
+    if "metrics" in written:
+        click.echo(f"metrics: {written['metrics']}")
+    if "report" in written:
+        click.echo(f"report: {written['report']}")
