@@ -15,7 +15,7 @@ The pipeline checks that each step accepts what the step before it produces, so 
 Compatible with librosa 0.11 and 1.0: keyword arguments only, soundfile for reading (no
 audioread), nothing that 1.0 removed.
 
-Why one module of ~650 lines: the feature steps and the pipeline that chains them are read
+Why one module of ~730 lines: the feature steps and the pipeline that chains them are read
 together (each step declares what it accepts and produces); the streaming runtime mirrors them
 step by step (``seqkit.speech.streaming.features``).
 """

@@ -27,7 +27,7 @@ a recipe is resolved once. How the pieces fit together -- the feature chain, the
 task's input, a dry run on a synthetic clip -- is ``seqkit.build``'s check, not this module's:
 this one knows the schema and the registries, nothing above them.
 
-Why one module of ~660 lines: the schema, the per-component checks and ``--set`` overrides are
+Why one module of ~700 lines: the schema, the per-component checks and ``--set`` overrides are
 one validation story with one set of dotted paths and messages (YAML reading is
 ``seqkit.safe_yaml``).
 """
