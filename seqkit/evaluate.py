@@ -62,6 +62,13 @@ def _software(path: Path) -> str:
         return ""
 
 
+def _png_writer(fig):
+    """``write(path)``: the figure as a PNG whose ``Software`` text marks it as seqkit's (so a
+    later evaluate may replace it, and nothing else; ``_check_png``)."""
+    meta = {"Software": f"{PNG_SOFTWARE} {version('seqkit')}"}
+    return lambda path: fig.savefig(path, format="png", metadata=meta)
+
+
 def png_path(run_dir, split: str) -> Path:
     return Path(run_dir) / f"confusion-{split}.png"
 
@@ -99,8 +106,7 @@ def evaluate_run(run_dir, split: str = "test") -> tuple[dict, dict]:
     if "confusion_matrix" in report and labels and hasattr(task, "confusion_figure"):
         title = f"{run.path.name}: {split} ({report.get('examples', '?')} clips)"
         fig = task.confusion_figure(report["confusion_matrix"], labels, title)
-        meta = {"Software": f"{PNG_SOFTWARE} {version('seqkit')}"}
-        write_run_file(run.path, png.name, lambda p: fig.savefig(p, format="png", metadata=meta))
+        write_run_file(run.path, png.name, _png_writer(fig))
         written["png"] = png
         logdir = _tensorboard_image(run.path, split, task.figure_pixels(fig),
                                     step=int(metrics.get("best_epoch", 0)))  # fmt: skip
@@ -262,7 +268,7 @@ def evaluate_data(target, spec, label_map=None, name: str | None = None) -> tupl
     fig = KeywordSpotting.confusion_figure(report["confusion_matrix"], labels,
                                            f"{target.name} on {name} ({len(kept)} clips)")  # fmt: skip
     tmp = written["png"].with_name(f".{written['png'].name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, format="png", metadata={"Software": f"{PNG_SOFTWARE} {version('seqkit')}"})
+    _png_writer(fig)(tmp)
     os.replace(tmp, written["png"])
     write_json_atomic(written["report"], report)
     return report, written
