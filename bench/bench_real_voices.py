@@ -52,7 +52,7 @@ def measure(run, data: Path) -> dict:
         rows.append((word, speaker, true_label(word, model.labels), pred["top"][0]["label"]))
     keywords = [r for r in rows if r[0] in STANDARD_WORDS]
     per_speaker = collections.defaultdict(list)
-    for word, speaker, truth, guess in rows:
+    for _word, speaker, truth, guess in rows:
         per_speaker[speaker].append(truth == guess)
     speaker_acc = {s: sum(v) / len(v) for s, v in per_speaker.items()}
     confusions = collections.Counter((t, g) for _, _, t, g in rows if t != g)

@@ -2,8 +2,9 @@
 feed ``model.fit``.
 
 Waveform augmentations act on the audio after the pipeline's ``load`` step, before the other
-feature steps: ``time_shift``, ``background_noise``, ``gain``, ``speed``. Feature augmentations
-act on the finished (time, features) matrix: ``spec_augment``. Waveform augmentations run
+feature steps: ``time_shift``, ``background_noise``, ``gain``, ``speed``, and (``voices``,
+synthetic voices closer to people) ``reverb``, ``band_pass``, ``telephone``, ``clipping``.
+Feature augmentations act on the finished (time, features) matrix: ``spec_augment``, ``vtlp``. Waveform augmentations run
 first, in the order the recipe gives them, then feature augmentations, in theirs.
 
 Each augmentation draws its random settings for one clip (``draw(rng, x, sr)``) and applies
@@ -25,71 +26,15 @@ import keras
 import librosa
 import numpy as np
 
-from ..errors import DataError, ParameterError, non_negative_number
-from ..extract import limit_blas_threads
-from ..features import FixLength, Load, colored_noise
-from ..registry import AUGMENTATIONS
+from ...errors import DataError, ParameterError, non_negative_number
+from ...extract import limit_blas_threads
+from ...features import FixLength, Load, colored_noise
+from ...registry import AUGMENTATIONS
+from ._base import AUDIO, FEATURES, Augmentation, _int, _p, _range
 
 log = logging.getLogger("seqkit")
 
-AUDIO, FEATURES = "audio", "features"
 NOISE_CHOICES = ("auto", "source", "white", "pink", "brown")
-
-
-def _p(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ParameterError(f"`p` must be a probability in [0, 1]; received {value!r}.")
-    return float(value)
-
-
-def _range(name: str, value, low=None, high=None, unit="") -> tuple[float, float]:
-    ok = (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-    if not ok:
-        raise ParameterError(
-            f"`{name}` must be a list of two numbers [low, high]; received {value!r}."
-        )
-    lo, hi = float(value[0]), float(value[1])
-    if lo > hi:
-        raise ParameterError(f"`{name}` must be [low, high] with low <= high; received {value!r}.")
-    if (low is not None and lo < low) or (high is not None and hi > high):
-        bounds = (
-            f"[{low:g}, {high:g}]"
-            if low is not None and high is not None
-            else (f">= {low:g}" if low is not None else f"<= {high:g}")
-        )
-        raise ParameterError(f"`{name}` must lie in {bounds}{unit}; received {value!r}.")
-    return lo, hi
-
-
-def _int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ParameterError(f"`{name}` must be an integer >= 0; received {value!r}.")
-    return value
-
-
-class Augmentation:
-    """Base class: ``kind`` (``audio`` or ``features``), ``p``, ``draw``, ``apply``."""
-
-    kind = AUDIO
-    p = 1.0
-
-    def bind(self, source=None, sample_rate=None) -> None:
-        """Called once before training with the data source and the audio's sample rate."""
-
-    def draw(self, rng, x, sr) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def apply(self, x, sr, **settings):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __call__(self, x, sr, rng):
-        if self.p < 1.0 and rng.random() >= self.p:
-            return x
-        return self.apply(x, sr, **self.draw(rng, x, sr))
 
 
 class TimeShift(Augmentation):
@@ -302,7 +247,8 @@ def build_augmentations(steps, source=None, pipeline=None) -> list[Augmentation]
     built here.
 
     Raises ParameterError when a waveform augmentation cannot run with the pipeline (no
-    ``load`` first step, or ``speed`` without a ``fix_length`` step).
+    ``load`` first step, or ``speed`` without a ``fix_length`` step), or a step that reads the
+    pipeline (``bind_pipeline``: ``vtlp`` needs mel bands) cannot use it.
     """
 
     augs = []
@@ -323,6 +269,10 @@ def build_augmentations(steps, source=None, pipeline=None) -> list[Augmentation]
                     f"data.augment[{i}] (speed) changes the clip length; add a `fix_length` "
                     "step after `load` in `features` so that every clip keeps one length."
                 )
+        if hasattr(aug, "bind_pipeline"):
+            if pipeline is None:
+                raise ParameterError(f"data.augment[{i}] ({name}) needs the feature pipeline.")
+            aug.bind_pipeline(pipeline, where=f"data.augment[{i}] ({name})")
         rate = pipeline.sample_rate if pipeline is not None else None
         aug.bind(source=source, sample_rate=rate)
         augs.append(aug)
@@ -495,13 +445,20 @@ def train_batches(maker: BatchMaker, workers: int = 1, use_multiprocessing: bool
     return _train_batches_class()(maker, workers=workers, use_multiprocessing=use_multiprocessing)
 
 
+from .voices import VTLP, BandPass, Clipping, Reverb, Telephone  # noqa: E402
+
 __all__ = [
+    "VTLP",
     "Augmentation",
     "BackgroundNoise",
+    "BandPass",
     "BatchMaker",
+    "Clipping",
     "Gain",
+    "Reverb",
     "SpecAugment",
     "Speed",
+    "Telephone",
     "TimeShift",
     "build_augmentations",
     "train_batches",
