@@ -221,7 +221,12 @@ def build_model(recipe: Recipe, task, input_shape, info: dict, train_x=None, lay
                     )
                 ]
             )
-    outputs = task.head(x, info)
+    # A head that conditions on the step's own target (the polyphonic task's NADE output, given
+    # the true lower keys while training) also takes the model's input.
+    if getattr(task, "head_takes_inputs", False):
+        outputs = task.head(x, info, inputs)
+    else:
+        outputs = task.head(x, info)
     if recipe.train.precision != "float32":
         outputs = keras.layers.Activation("linear", dtype="float32", name="float32_out")(outputs)
     try:

@@ -3,9 +3,10 @@
 What a user with a small real dataset needs to know: will the model work for the *next*
 person? Each fold holds out whole speakers: the recipe's speakers (``seqkit.data.speaker_of``:
 Speech Commands' ``<speaker>_nohash_`` names, ``filename_pattern``'s speaker group, synthetic
-speakers) are shuffled by ``--seed`` and dealt into K groups (``--folds all``: one speaker per
-fold, leave-one-speaker-out); fold i tests on group i, validates on a few of the other
-speakers and trains on the rest (``data.folds`` in the recipe, ``seqkit.data.fold_split``).
+speakers; with a ``mixed`` source, those of the sources that feed all three splits, while
+train-only synthetic speakers stay in training) are shuffled by ``--seed`` and dealt into K
+groups (``--folds all``: one speaker per fold, leave-one-speaker-out); fold i tests on group
+i, validates on a few of the other speakers and trains on the rest (``data.folds`` in the recipe, ``seqkit.data.fold_split``).
 
 * **Plan first**: the speakers are counted and one training step is timed on the recipe's
   data before anything trains; an estimate above ``--budget-minutes`` is refused unless told.
@@ -32,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from .build import build, make_source
-from .data import fold_split, speaker_of
+from .data import fold_speakers, fold_split, speaker_of
 from .errors import ParameterError, RunError
 from .recipe import Recipe, load_recipe, validate_dict
 from .runs import RUN_MARKER, read_run_info, refuse_inside_data
@@ -89,7 +90,9 @@ def plan_crossval(recipe_file, folds="5", by: str = "speaker", out=None, overrid
             f"{recipe_file}: data.folds is set already; crossval writes it per fold. Remove it."
         )
     examples = make_source(recipe).examples()
-    speakers = sorted({s for s in (speaker_of(ex) for ex in examples) if s is not None})
+    # the speakers dealt into folds: a mixed source's clips whose split the recipe fixed
+    # (train-only synthetic speech) stay where they are (seqkit.data.fold_split)
+    speakers = fold_speakers(examples)
     if folds == "all":
         k = len(speakers)
     else:
@@ -114,7 +117,8 @@ def plan_crossval(recipe_file, folds="5", by: str = "speaker", out=None, overrid
         doc["data"]["folds"] = spec
         doc["name"] = f"{name}-fold{i}"[:64]
         held = sorted({speaker_of(ex) for ex in fold_split(examples, spec)
-                       if ex.split == "test" and speaker_of(ex) is not None})  # fmt: skip
+                       if ex.split == "test" and speaker_of(ex) is not None
+                       and not ex.keep_split})  # fmt: skip
         plan.folds.append(Fold(i, held, out / f"fold-{i}", doc))
     # one training step, timed on fold 0's data (its features are then cached for every fold)
     say(f"{len(speakers)} speakers, {k} folds; timing one training step ...")

@@ -45,6 +45,9 @@ class Example:
     messages): the path alone for a whole file. ``speaker``: who said it, where the source
     knows (a ``filename_pattern``'s ``speaker`` group, a manifest's ``speaker`` column);
     ``speaker_of`` also reads Speech Commands' ``<speaker>_nohash_`` file names.
+    ``keep_split``: the recipe fixed this clip's split (a ``mixed`` source's entry that feeds
+    only some splits, such as synthetic speech that only trains), so a cross-validation fold
+    (``fold_split``) leaves it there instead of dealing its speaker into a fold.
     """
 
     path: str
@@ -56,6 +59,7 @@ class Example:
     noise: str | None = None
     seed: int = 0
     speaker: str | None = None
+    keep_split: bool = False
 
     @property
     def key(self) -> str:
@@ -67,6 +71,15 @@ class Example:
         if self.offset is None and self.duration is None and self.gain == 1.0:
             return str(self.path)
         return f"{self.path}[offset={self.offset!r} duration={self.duration!r} gain={self.gain!r}]"
+
+
+def fold_speakers(examples) -> list[str]:
+    """The speakers a speaker-grouped cross-validation deals into folds, sorted: those of the
+    spoken clips whose split the recipe did not fix (``keep_split``)."""
+    return sorted({
+        s for ex in examples
+        if not getattr(ex, "keep_split", False) and (s := speaker_of(ex)) is not None
+    })  # fmt: skip
 
 
 def speaker_of(example) -> str | None:
@@ -112,10 +125,13 @@ def fold_split(examples, folds: dict) -> list:
     ``k``, ``fold``, ``seed``, ``validation_percent``): the speakers, sorted, are shuffled by
     ``seed`` and dealt into ``k`` groups; group ``fold`` is the test split; of the others,
     those the hash rule puts below ``validation_percent`` validate (at least one speaker), the
-    rest train. Generated noise (``_silence_``) keeps its own split. DataError when a clip has no
-    speaker or there are fewer speakers than folds."""
+    rest train. Generated noise (``_silence_``) and clips whose split the recipe fixed
+    (``keep_split``: a mixed source's train-only synthetic speech) keep their own split, and
+    their speakers are not dealt. DataError when a clip has no speaker or there are fewer
+    speakers than folds."""
     k, fold, seed = int(folds["k"]), int(folds["fold"]), int(folds.get("seed", 0))
-    spoken = [ex for ex in examples if getattr(ex, "noise", None) is None]
+    spoken = [ex for ex in examples if getattr(ex, "noise", None) is None
+              and not getattr(ex, "keep_split", False)]  # fmt: skip
     unknown = [ex for ex in spoken if speaker_of(ex) is None]
     if unknown:
         raise DataError(
@@ -123,7 +139,7 @@ def fold_split(examples, folds: dict) -> list:
             "a speaker-grouped cross-validation needs a source that knows speakers "
             "(Speech Commands-style <speaker>_nohash_ names, filename_pattern's speaker group)."
         )
-    speakers = sorted({speaker_of(ex) for ex in spoken})
+    speakers = fold_speakers(spoken)
     if len(speakers) < k:
         raise DataError(f"{len(speakers)} speakers cannot make {k} folds; use --folds {len(speakers)} or fewer.")
     order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
@@ -135,7 +151,7 @@ def fold_split(examples, folds: dict) -> list:
     out = []
     for ex in examples:
         speaker = speaker_of(ex)
-        if speaker is None:
+        if speaker is None or getattr(ex, "keep_split", False):
             out.append(ex)
             continue
         split = "test" if group[speaker] == fold else "validation" if speaker in validation else "train"

@@ -20,6 +20,9 @@ names; files over 1 MB, alias bombs and deep nesting are refused in bounded time
 ``{type: NAME, ...}`` step's parameters are checked against the component's signature, then the
 component is built once so that its own checks (``units`` > 0, ``hop_length`` <= ``n_fft``) run
 at validation time. All problems are reported together, each as ``FILE: dotted.path: message``.
+``data.sources`` (several sources mixed into one) is checked entry by entry, as
+``data.sources[i]``, and kept as one registered ``mixed`` source in ``data.source``
+(``seqkit.speech.sources.mixed``), so nothing after this module needs to know about it.
 
 The components built while checking are kept with the validated recipe (``Recipe.checked``,
 keyed by dotted path), so that ``seqkit.build`` assembles them instead of building them again:
@@ -51,11 +54,14 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .errors import RecipeError, RegistryError, SeqkitError, did_you_mean
 from .registry import AUGMENTATIONS, FEATURES, LAYERS, SOURCES, TASKS
 from .safe_yaml import Refused, parse_yaml, read_yaml, yaml_problem
 
+# The registered source that mixes several (``data.sources``; seqkit.speech.sources.mixed).
+MIXED_SOURCE = "mixed"
 # Keys of a layer step that seqkit's model builder handles itself (not passed to the layer).
 LAYER_WRAPPER_KEYS = ("bidirectional",)
 # Keyword arguments every Keras layer takes through **kwargs.
@@ -104,7 +110,17 @@ class FoldSpec(Strict):
 
 
 class DataSpec(Strict):
-    source: Step
+    """``source``: one data source step; or ``sources``: several, mixed (each with optional
+    ``splits``, ``label_map`` and ``name``; ``seqkit.speech.sources.mixed``), which validation
+    turns into one ``{type: mixed, sources: [...]}`` step in ``source`` so that every reader of
+    a recipe sees one source. ``to_dict`` writes back what the file had (``sources``)."""
+
+    source: Step | None = None
+    sources: list[Step] | None = Field(
+        None,
+        description="Several data sources mixed into one (the `mixed` source), each with "
+        "optional `splits` (default: synthetic sources train only), `label_map` and `name`.",
+    )
     augment: list[Step] = Field(
         default_factory=list,
         description="Training-only augmentations (kws), applied in order, seeded by `seed`.",
@@ -116,6 +132,22 @@ class DataSpec(Strict):
         None, description="Replace the source's splits by one fold of a speaker-grouped "
         "cross-validation (written by `seqkit crossval`)."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.source is not None and self.sources is not None:
+            raise PydanticCustomError(
+                "recipe", "give `source` (one data source) or `sources` (several, mixed), not both"
+            )
+        if self.sources is not None:
+            self.source = Step(type=MIXED_SOURCE, sources=[s.model_dump() for s in self.sources])
+        if self.source is None:
+            raise PydanticCustomError(
+                "recipe",
+                "`source` is missing: a data source step such as {type: folder, root: "
+                "my_recordings} (or `sources`: a list of them to mix)",
+            )
+        return self
 
 
 class ModelSpec(Strict):
@@ -181,7 +213,13 @@ class Recipe(Strict):
         return self.model_dump() == other.model_dump()
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        out = self.model_dump(mode="json")
+        data = out.get("data", {})
+        if data.get("sources") is not None:  # data.source is the mix made from them
+            data.pop("source", None)
+        else:
+            data.pop("sources", None)
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
@@ -255,6 +293,8 @@ def _pydantic_problems(err: ValidationError) -> list[tuple[str, str]]:
             problems.append((path, f"unknown key{hint}"))
         elif kind == "missing":
             problems.append((path, "required key is missing"))
+        elif kind == "recipe":  # a model's own check (PydanticCustomError), said as is
+            problems.append((path, e["msg"]))
         elif kind == "model_type":
             model = _model_at(loc)
             keys = ", ".join(model.model_fields) if model and model is not Step else "type, ..."
@@ -415,12 +455,39 @@ def check_step(
                 )
                 problems.append((path + key_part(key), f"unknown parameter{hint}"))
     problems += _type_problems(registry, obj, params, path)
+    if registry is SOURCES and step.type == MIXED_SOURCE and not problems:
+        return _check_mixed(params.get("sources"), f"{path}.sources", path, build, checked)
     if problems or not build:
         return problems
     built, more = construct(registry, step, path, obj)
     if built is not None and checked is not None:
         checked[path] = built
     return more
+
+
+def _check_mixed(raw, sources_path: str, path: str, build: bool = True,
+                 checked: dict | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """Problems of a mix of sources (``data.sources``, or ``{type: mixed, sources: [...]}``):
+    each entry checked as a ``data.source`` step is, at ``sources_path[i]``, then the mix's
+    own keys (splits, label_map, name) and whether validation and test are fed. The mix built
+    from the checked sources is kept in ``checked`` under ``path``."""
+    try:
+        cls = SOURCES.get(MIXED_SOURCE)
+    except RegistryError as exc:
+        return [(path, str(exc))]
+    local: dict = {}
+
+    def build_source(raw_step: dict, where: str):
+        step = _as_step(raw_step)
+        if step is None:
+            return None, [(where, f"must be a data source step {{type: NAME, ...}}; received {raw_step!r}")]
+        more = check_step(SOURCES, step, where, build=build, checked=local)
+        return local.pop(where, None), more
+
+    built, problems = cls.checked(raw, sources_path, build_source)
+    if built is not None and build and checked is not None:
+        checked[path] = built
+    return problems
 
 
 def construct(
@@ -435,6 +502,8 @@ def construct(
     kwargs.update(extra or {})
     try:
         return obj(**kwargs), problems
+    except RecipeError as exc:  # a component that checks parts of its own (a mixed source)
+        problems += [(f"{path}.{p}" if p else path, m) for p, m in exc.problems]
     except (ValueError, TypeError, KeyError, SeqkitError) as exc:
         suffix, text = param_message(exc, kwargs)
         problems.append((f"{path}{suffix}", text))
@@ -477,8 +546,11 @@ def check_components(
     """
     problems = []
     source = _as_step(_get(doc, "data", "source"))
+    mixed = _get(doc, "data", "sources")
     if source is not None:
         problems += check_step(SOURCES, source, "data.source", checked=checked)
+    elif mixed is not None:
+        problems += _check_mixed(mixed, "data.sources", "data.source", checked=checked)
     raw_features = doc.get("features") if isinstance(doc.get("features"), list) else []
     for i, raw in enumerate(raw_features):
         step = _as_step(raw)
@@ -543,6 +615,8 @@ def _allowed_keys(node: dict, parts) -> list[str]:
     if model is not None and model is not Step:
         allowed += [k for k in model.model_fields if k not in allowed]
     registry = _registry_for(parts)
+    if [p for p in parts if isinstance(p, str)][:2] == ["data", "sources"]:
+        allowed += [k for k in getattr(SOURCES.get(MIXED_SOURCE), "MIX_KEYS", ()) if k not in allowed]
     if registry is not None and isinstance(node.get("type"), str) and node["type"] in registry:
         try:
             allowed += accepted_params(registry, registry.get(node["type"]))
@@ -596,7 +670,7 @@ def _set_path(doc: dict, path: str, value: Any) -> str | None:
 
 def _registry_for(parts) -> Any:
     head = [p for p in parts if isinstance(p, str)]
-    if head[:2] == ["data", "source"]:
+    if head[:2] in (["data", "source"], ["data", "sources"]):
         return SOURCES
     if head[:2] == ["data", "augment"]:
         return AUGMENTATIONS

@@ -358,6 +358,7 @@ SOURCES = Registry(
         "filename_pattern": "seqkit.speech.sources.pattern:FilenamePattern",
         "manifest": "seqkit.speech.sources.manifest:Manifest",
         "synthetic_speech": "seqkit.speech.sources.synthetic:SyntheticSpeech",
+        "mixed": "seqkit.speech.sources.mixed:MixedSource",
         "pianoroll_pickle": "seqkit.music.sources:PianoRollPickle",
         "pianoroll_npz": "seqkit.music.sources:PianoRollNpz",
         "midi_folder": "seqkit.music.sources:MidiFolder",

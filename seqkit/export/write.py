@@ -15,6 +15,7 @@ from .. import __version__
 from ..build import load_data
 from ..errors import ParameterError, RunError, did_you_mean
 from ..runs import Run, record_run_files, tree_sha256, write_json_atomic
+from ..speech.streaming.features import FeatureStream
 from .load import export_size, load_exported, meta_digest
 from .models import _onnx_streaming_copy, inference_copy, probe_inputs, streaming_model
 from .tflite import _quiet, to_tflite
@@ -220,6 +221,25 @@ def training_splits(recipe):
     return {name: (s.x, s.y) for name, s in load_data(recipe).splits.items()}
 
 
+def check_streamable_features(run) -> None:
+    """``--streaming``: the run's feature steps must have a streaming version (the runtime that
+    feeds a streaming export computes them frame by frame, ``FeatureStream``); checked before
+    the model is loaded or converted. ``cmvn`` (whole-clip mean and variance) has none."""
+    if not run.recipe.features or run.recipe.features[0].type != "load":
+        return  # no audio front end (piano rolls), or a plugin's own reader: nothing to check
+    try:
+        FeatureStream(run.pipeline)
+    except ParameterError as exc:
+        steps = ", ".join(f"features[{i}] ({s.type})" for i, s in enumerate(run.recipe.features)
+                          if s.type == "cmvn")  # fmt: skip
+        which = f" ({steps})" if steps else ""
+        raise ParameterError(
+            f"--streaming: the feature steps of '{run.path}'{which} cannot run frame by frame, "
+            f"so this run cannot be exported for streaming: {exc} Retrain with such a step "
+            "(e.g. `pcen` in place of `cmvn`), or export without --streaming (whole clips)."
+        ) from None
+
+
 def export_run(
     run_dir,
     fmt: str,
@@ -238,6 +258,16 @@ def export_run(
 
     _check_format(fmt)
     run = Run(run_dir)
+    if streaming:
+        check_streamable_features(run)
+    if getattr(run.task, "nade", False):
+        raise RunError(
+            f"Run '{run.path}' has a NADE output (task.output: nade), which an export cannot "
+            "carry: its model gives each key's probability given the true lower keys of the "
+            "step, and sampling needs seqkit's key-by-key NADE sampler. Sample with `seqkit "
+            "generate RUN`, score with `seqkit evaluate RUN`; to export, train with "
+            "task.output: independent."
+        )
     path = Path(out) if out else run.path / "export" / default_name(fmt, streaming)
     _check_destination(path, fmt, overwrite)
     model = run.model

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from .. import progress as report
-from ..cache import FeatureCache
+from ..cache import FeatureCache, check_outside
 from ..data import SPLITS, fold_split, speaker_accuracy
 from ..errors import DataError, ParameterError, fraction
 from ..errors import DataError as _DataError
@@ -94,6 +94,8 @@ class KeywordSpotting(Task):
         if settings.cache:
 
             cache = FeatureCache(pipeline, identity=settings.source_identity, data_root=data_root)
+            for root in list(getattr(source, "data_roots", ()))[1:]:  # a mixed source's others
+                check_outside(cache.root, root)
             kept, rows, skipped = cache.extract(examples, progress=progress)
             cached = str(cache.last_file) if not isinstance(rows, list) else None
         else:

@@ -1,5 +1,5 @@
-"""``manifest``: a CSV file with the header ``path,label,split``; paths are relative to the
-CSV's folder.
+"""``manifest``: a CSV file with the header ``path,label,split`` (and optionally ``speaker``);
+paths are relative to the CSV's folder.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .common import _check_labels, _examples_line, _ScannedSource, _select_label
 log = logging.getLogger("seqkit")
 
 MANIFEST_COLUMNS = ("path", "label", "split")
+SPEAKER_COLUMN = "speaker"  # optional: who said each clip (per-speaker reports, crossval folds)
 # Rows read from one manifest, counted while reading (Speech Commands v2 has 105,829 clips).
 MAX_MANIFEST_ROWS = 1_000_000
 
@@ -22,7 +23,10 @@ MAX_MANIFEST_ROWS = 1_000_000
 class Manifest(_ScannedSource):
     """Examples listed in a CSV file with the header ``path,label,split`` (other columns are
     ignored). Paths are relative to the CSV file's folder; ``split`` is ``train``,
-    ``validation`` or ``test``. Malformed rows are reported together with their line numbers;
+    ``validation`` or ``test``. An optional ``speaker`` column names who said each clip
+    (``Example.speaker``: per-speaker accuracy, ``seqkit crossval --by speaker``); an empty cell
+    leaves that clip's speaker unknown (or Speech Commands' ``<speaker>_nohash_`` file name
+    rule gives it). Malformed rows are reported together with their line numbers;
     rows naming a file that does not exist are skipped with one warning. ``labels`` selects
     and orders the labels (default: sorted).
     """
@@ -65,6 +69,7 @@ class Manifest(_ScannedSource):
                 f"missing {', '.join(missing)} (header: {','.join(header) or 'empty'})."
             )
         index = {c: header.index(c) for c in MANIFEST_COLUMNS}
+        speaker_at = header.index(SPEAKER_COLUMN) if SPEAKER_COLUMN in header else None
         rows, problems, n = [], [], 0
         while True:
             try:
@@ -99,7 +104,8 @@ class Manifest(_ScannedSource):
                     f"{split!r}.{did_you_mean(split, SPLITS)}"
                 )
             else:
-                rows.append((line, path, label, split))
+                speaker = row[speaker_at].strip() if speaker_at is not None else ""
+                rows.append((line, path, label, split, speaker or None))
         if problems:
             more = len(problems) - self.MAX_PROBLEMS
             shown = problems[: self.MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else [])
@@ -114,12 +120,12 @@ class Manifest(_ScannedSource):
     def _read(self):
         found: dict[str, list[Example]] = {}
         absent = []
-        for line, rel, label, split in self._rows():
+        for line, rel, label, split, speaker in self._rows():
             p = self.data_root / rel
             if not p.is_file():
                 absent.append(f"line {line}: {rel}")
                 continue
-            found.setdefault(label, []).append(Example(str(p), label, split))
+            found.setdefault(label, []).append(Example(str(p), label, split, speaker=speaker))
         if absent:
             log.warning(
                 "%s names %d file(s) that do not exist (%s); they are skipped.",

@@ -506,6 +506,7 @@ class SyntheticSpeech(SpeechCommands):
     Reading: ``unknown_percent``, ``silence_percent``, ``silence_seconds`` as for
     ``speech_commands``.
     """
+    synthetic = True  # a mixed source trains on it only, by default (seqkit.speech.sources.mixed)
 
     def __init__(
         self,

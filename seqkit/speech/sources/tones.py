@@ -91,6 +91,8 @@ class SyntheticTones(FolderSource):
     carries ``.seqkit-synthetic.json``); any other existing folder is refused, never touched.
     """
 
+    synthetic = True  # a mixed source trains on it only, by default (seqkit.speech.sources.mixed)
+
     def __init__(
         self,
         root: str = "data/quickstart",
