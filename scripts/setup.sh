@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.11) and install seqkit, its test tools and the example plugin.
+# Create .venv (Python >= 3.11) and install seqkit, its test tools, `seqkit serve`'s extra
+# (Starlette, uvicorn; Selenium for its browser tests) and the example plugin.
 # Idempotent: a second run only checks what is installed. Override the interpreter with PYTHON=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ fi
 log=.venv/install.log
 # pip's and setuptools' chatter goes to a log file, shown only if the install fails.
 if ! { .venv/bin/python -m pip install --upgrade pip \
-       && .venv/bin/python -m pip install -e ".[test]" ./plugins/seqkit-example; } >"$log" 2>&1; then
+       && .venv/bin/python -m pip install -e ".[test,serve]" ./plugins/seqkit-example; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "seqkit: installing into .venv failed; the full log is $log" >&2
     exit 1

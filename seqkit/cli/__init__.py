@@ -6,8 +6,8 @@ Exit codes: 0 ok; 1 the run failed (data, run folder); 2 usage error or invalid 
 The group (``cli``), its ``-v``/``-q``, logging, progress rendering and error handling live
 here; the commands live in one module per family and are added below: ``train`` (train,
 validate), ``info`` (list, explain), ``evaluate``, ``kws`` (predict, stream), ``music``
-(generate, music), ``data``, ``export``, ``compare``. Options they share are declared once
-in ``options``. Command modules import only click and light modules at their top; whatever
+(generate, music), ``data``, ``export``, ``compare``, ``serve``. Options they share are
+declared once in ``options``. Command modules import only click and light modules at their top; whatever
 pulls in Keras/TensorFlow (seconds) is imported inside the command that needs it, so
 ``seqkit --help`` and ``seqkit list`` start fast.
 """
@@ -23,7 +23,7 @@ import click
 
 from ..errors import SeqkitError
 from ..progress import using as reporting_to
-from . import compare, crossval, data, evaluate, export, info, kws, music, train
+from . import compare, crossval, data, evaluate, export, info, kws, music, serve, train
 from .common import import_keras, verbosity
 from .info import KINDS
 from .render import CliReporter
@@ -137,6 +137,7 @@ for command in (
     compare.compare,
     crossval.crossval,
     export.export,
+    serve.serve,
 ):
     cli.add_command(command)
 del command
