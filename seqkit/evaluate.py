@@ -39,7 +39,7 @@ import numpy as np
 from .data import speaker_accuracy
 from .errors import DataError, ParameterError, RunError, SeqkitError
 from .inference import load_for_inference, predict_features
-from .recipe import Step, check_step, construct
+from .recipe import MIXED_SOURCE, Step, check_step, construct
 from .registry import SOURCES
 from .runs import Run, write_json_atomic, write_run_file
 from .safe_yaml import parse_yaml, read_yaml
@@ -172,7 +172,12 @@ def data_source(spec):
     if isinstance(doc, dict) and isinstance(doc.get("source"), dict):
         doc = doc["source"]  # a recipe-like file: {source: {...}} or a recipe's data section
     if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
-        doc = doc["data"].get("source")
+        doc = doc["data"]  # a recipe: its data section
+    if isinstance(doc, dict) and "type" not in doc:
+        if isinstance(doc.get("source"), dict):
+            doc = doc["source"]
+        elif isinstance(doc.get("sources"), list):  # several sources, mixed (data.sources)
+            doc = {"type": MIXED_SOURCE, "sources": doc["sources"]}
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
         raise ParameterError(
             f"--data {spec}: expected a data source step such as "

@@ -114,24 +114,28 @@ def plan_run_dir(name: str, run_dir=None, runs_root="runs", overwrite=False):
 
 def refuse_inside_data(folder: Path, recipe: Recipe, source=None) -> None:
     """No run (or comparison) folder inside the data folder of the recipe's source (its
-    ``data_root``, else its ``root`` parameter): seqkit never writes into a dataset."""
+    ``data_root``, else its ``root`` parameter; every source's folder for a mixed source,
+    ``data_roots``): seqkit never writes into a dataset."""
     if source is None:
         try:
             source = make_source(recipe)
         except Exception:  # the source's own checks run again, with their message, with the data
             source = None
-    root = getattr(source, "data_root", None)
-    if root is None:
-        root = recipe.data.source.params.get("root")
-    if not isinstance(root, (str, Path)):
-        return
-    folder_abs, root_abs = Path(folder).resolve(), Path(root).expanduser().resolve()
-    if folder_abs == root_abs or root_abs in folder_abs.parents:
-        raise RunError(
-            f"Run folder '{folder}' would be inside the data folder '{root}' "
-            "(data.source); seqkit never writes into a dataset. Choose another "
-            "--run-dir or --runs-root."
-        )
+    roots = getattr(source, "data_roots", None)  # a mixed source: every source's folder
+    if roots is None:
+        root = getattr(source, "data_root", None)
+        roots = [root if root is not None else recipe.data.source.params.get("root")]
+    folder_abs = Path(folder).resolve()
+    for root in roots:
+        if not isinstance(root, (str, Path)):
+            continue
+        root_abs = Path(root).expanduser().resolve()
+        if folder_abs == root_abs or root_abs in folder_abs.parents:
+            raise RunError(
+                f"Run folder '{folder}' would be inside the data folder '{root}' "
+                "(data.source); seqkit never writes into a dataset. Choose another "
+                "--run-dir or --runs-root."
+            )
 
 
 def _mkdir(path: Path) -> None:

@@ -351,3 +351,26 @@ def test_fold_split_keeps_fixed_clips_out_of_the_deal():
     assert out[4:] == fixed
     with pytest.raises(DataError, match="4 speakers cannot make 5 folds"):
         fold_split(items + fixed, {"k": 5, "fold": 0})
+
+
+def test_a_run_folder_inside_any_mixed_source_folder_is_refused(tmp_path, real, synth_root):
+    from seqkit.errors import RunError
+    from seqkit.runs import refuse_inside_data
+
+    recipe = validate_dict(mixed_doc(tmp_path, real_step(real), synth_step(synth_root)),
+                           build_layers=False)  # fmt: skip
+    with pytest.raises(RunError, match=r"inside the data folder '.*synth'"):
+        refuse_inside_data(Path(synth_root) / "runs" / "r1", recipe)  # the second source's folder
+    with pytest.raises(RunError, match=r"inside the data folder '.*real'"):
+        refuse_inside_data(Path(real) / "r1", recipe)
+    refuse_inside_data(tmp_path / "runs" / "r1", recipe)  # elsewhere: fine
+
+
+def test_evaluate_data_reads_a_recipe_with_data_sources(tmp_path, real, synth_root):
+    from seqkit.evaluate import data_source
+
+    path = write_recipe(tmp_path / "mixed.yaml", mixed_doc(tmp_path, real_step(real),
+                                                           synth_step(synth_root)))  # fmt: skip
+    kind, source = data_source(str(path))
+    assert kind == "mixed"
+    assert [p.source.__class__.__name__ for p in source.parts] == ["FolderSource", "SyntheticTones"]
