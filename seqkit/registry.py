@@ -391,12 +391,12 @@ AUGMENTATIONS = Registry(
         "gain": "seqkit.speech.augment:Gain",
         "speed": "seqkit.speech.augment:Speed",
         "spec_augment": "seqkit.speech.augment:SpecAugment",
-    },
         "vtlp": "seqkit.speech.augment.voices:VTLP",
         "reverb": "seqkit.speech.augment.voices:Reverb",
         "band_pass": "seqkit.speech.augment.voices:BandPass",
         "telephone": "seqkit.speech.augment.voices:Telephone",
         "clipping": "seqkit.speech.augment.voices:Clipping",
+    },
     check=component_class,
 )
 
