@@ -13,7 +13,9 @@ Modules (imported on first use; nothing here imports Keras):
 * ``transcribe`` -- audio -> notes (pYIN melodies, a CQT-based polyphonic roll)
 * ``metrics``    -- NLL per step, frame accuracy, mixtures: the reference definitions (NumPy)
 * ``losses``     -- the same definitions as a Keras loss and metrics (in the graph)
-* ``batches``    -- padded, chunked, seeded batches of sequences (a ``keras.utils.PyDataset``)
+* ``nade``       -- the NADE output of ``polyphonic`` (RNN-NADE): layer, reference, sampler
+* ``batches``    -- padded, chunked, bucketed, seeded batches of sequences (a
+  ``keras.utils.PyDataset``)
 * ``task``       -- the ``polyphonic`` task and what both music tasks share (``MusicTask``)
 * ``melody``     -- the ``melody`` task (MelodyRNN-style events)
 * ``callbacks``  -- weight noise, TensorBoard samples (piano rolls, audio)

@@ -25,7 +25,8 @@ class Melody(MusicTask):
     note on for each pitch of ``min_note .. max_note``), recipe layers -> Dense(events,
     softmax). Melodies are the top line of the source's rolls; notes outside the range move
     by octaves into it (counted). ``transpose``, ``chunk_length``, ``chunk_warmup``,
-    ``dropout``, ``weight_noise``, ``sample_every``, ``sample_steps`` as for ``polyphonic``."""
+    ``dropout``, ``weight_noise``, ``sample_every``, ``sample_steps``, ``bucket`` as for
+    ``polyphonic``."""
 
     kind = "categorical"
 
@@ -40,6 +41,7 @@ class Melody(MusicTask):
         weight_noise: float = 0.0,
         sample_every: int = 10,
         sample_steps: int = 64,
+        bucket: bool = False,
     ):
         for name, v in (("min_note", min_note), ("max_note", max_note)):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 127:
@@ -49,7 +51,7 @@ class Melody(MusicTask):
         self.min_note, self.max_note = min_note, max_note
         self.classes = FIRST_NOTE_EVENT + max_note - min_note + 1
         self._common(transpose, chunk_length, chunk_warmup, dropout, sample_every, sample_steps,
-                     weight_noise)  # fmt: skip
+                     weight_noise, bucket)  # fmt: skip
 
     def dummy_info(self) -> dict:
         return {

@@ -19,11 +19,16 @@ Keys outside ``pitch_range`` are modelled as never sounding (their notes are dro
 warning and a count), so they add nothing to the sum. With ``components: M > 1`` (a mixture of
 M independent-key distributions per step, see ``Polyphonic``) ``NLL_t = -ln P(v_t | v_<t)``
 is that mixture's probability of the whole step, averaged the same way; with M = 1 it is the
-sum above.
+sum above. With ``output: nade`` (RNN-NADE, ``seqkit.music.nade``) ``NLL_t = -ln P(v_t |
+v_<t)`` of the NADE's joint distribution over the keys, which is exactly the sum above with
+``p[t, k]`` the NADE's conditional of key ``k`` given the true lower keys of step ``t``.
 
 **frame_accuracy**: Bay et al. 2009, as reported by Boulanger-Lewandowski et al. 2012:
 ``TP / (TP + FP + FN)``, the counts summed over every step of the split, a key predicted on
 when ``p >= threshold`` (task parameter, default 0.5: the most likely value of each key).
+With ``output: nade``, ``p`` is each key's conditional given the *true* lower keys of its step
+(what the model computes in one pass; not the key's marginal, which would need sampling), so
+that figure is not strictly comparable with the independent-key models' one.
 
 ``melody``: one event per step from ``2 + (max_note - min_note + 1)`` classes -- 0 *hold*
 (no event: the note or silence before continues), 1 *rest* (note off), ``2 + i`` *note on*
@@ -34,8 +39,11 @@ highest sounding note (a part's only note for a one-part score or a pYIN transcr
 
 Training feeds whole sequences, or with ``chunk_length`` fixed windows of that many scored
 steps, each preceded by up to ``chunk_warmup`` earlier steps that warm the state up unscored
-(sample weight 0); padding always has weight 0, so the loss (cross-entropy summed over keys,
-divided by the number of real steps in the batch) is the batch's NLL per step. Validation
+(sample weight 0); with ``bucket: true`` (both tasks) each batch holds sequences (windows) of
+similar length and is padded only to its own longest (``seqkit.music.batches``; validation
+batches too), instead of every batch padded to the split's longest; padding always has
+weight 0, so the loss (cross-entropy summed over keys, divided by the number of real steps in
+the batch) is the batch's NLL per step. Validation
 and test always use whole sequences. The monitor ``val_nll_per_step`` is computed in the
 graph over the whole validation split with the same definition; ``evaluate`` recomputes it in
 numpy (float64) from the model's probabilities.
@@ -61,6 +69,7 @@ from .metrics import (
     mixture_step_nll,
     step_nll,
 )
+from .nade import LAYER_NAME, NadeKeys, nade_weights, sample_nade, state_model
 from .rolls import (
     KEYS,
     LOWEST,
@@ -72,6 +81,7 @@ from .rolls import (
 
 log = logging.getLogger("seqkit")
 
+OUTPUTS = ("independent", "nade")
 MUSIC_SOURCES_HINT = "pianoroll_pickle, pianoroll_npz, midi_folder, music21_corpus, audio_folder"
 
 
@@ -102,7 +112,7 @@ class MusicTask(Task):
     kind = "bernoulli"
 
     def _common(self, transpose, chunk_length, chunk_warmup, dropout, sample_every, sample_steps,
-                weight_noise=0.0):  # fmt: skip
+                weight_noise=0.0, bucket=False):  # fmt: skip
         if (
             isinstance(transpose, bool)
             or not isinstance(transpose, int)
@@ -139,6 +149,9 @@ class MusicTask(Task):
                 f"received {weight_noise!r}."
             )
         self.weight_noise = float(weight_noise)
+        if not isinstance(bucket, bool):
+            raise ParameterError(f"`bucket` must be true or false; received {bucket!r}.")
+        self.bucket = bucket
         self._skip = 0
         self.seed = 0
         self._batch_size = 32
@@ -217,7 +230,7 @@ class MusicTask(Task):
             "notes_dropped": music.notes_dropped,
         }
         longest = max(len(y) for y in splits["train"].y)
-        if not self.chunk_length and longest > 2000:
+        if not self.chunk_length and not self.bucket and longest > 2000:
             log.warning(
                 "The longest training sequence has %d steps and every batch is padded to it; "
                 "set task.chunk_length (e.g. 256) to train on windows.",
@@ -239,6 +252,7 @@ class MusicTask(Task):
                 shuffle=True,
                 augment=self._augment(data.info) if self.transpose else None,
                 seed=seed,
+                bucket=self.bucket,
             )
         return self._train_ds
 
@@ -259,7 +273,7 @@ class MusicTask(Task):
         if getattr(self, "_val_key", None) != key:
             self._val_key = key
             self._val_ds = SequenceBatches(
-                data.splits["validation"].y, self.encode, self._batch_size
+                data.splits["validation"].y, self.encode, self._batch_size, bucket=self.bucket
             )
         return self._val_ds
 
@@ -331,12 +345,24 @@ class Polyphonic(MusicTask):
     ``pitch_range``: ``[lowest, highest]`` MIDI notes modelled (default the 88 keys);
     ``transpose``: each training sequence moved by a random shift in ``-transpose ..
     transpose`` semitones (kept inside the range) drawn anew every epoch; ``chunk_length`` /
-    ``chunk_warmup``: train on windows (see the module docstring); ``dropout`` before the
-    output layer; ``weight_noise``: Gaussian noise of that standard deviation added to every
+    ``chunk_warmup``: train on windows (see the module docstring); ``bucket``: batches of
+    similar length, each padded to its own longest (default false: one shape for the run);
+    ``dropout`` before the output layer; ``weight_noise``: Gaussian noise of that standard deviation added to every
     weight for each training step (Graves 2011; Chung et al. 2014 used 0.075), the gradient
     taken at the noisy weights and applied to the clean ones; ``threshold`` of
     ``frame_accuracy``; ``sample_every`` epochs a generated
     sample of ``sample_steps`` steps goes to TensorBoard (audio and a piano-roll image).
+
+    ``output``: ``independent`` (default: the keys independent given the past, or a mixture
+    with ``components``) or ``nade``: RNN-NADE (``seqkit.music.nade``), the keys of a step
+    modelled jointly, low to high, each given the keys below it, by a NADE of ``nade_units``
+    hidden units (default 150, as Boulanger-Lewandowski et al. 2012's RNN-NADE) whose biases
+    are dense maps of the recurrent state. Its model takes the roll itself as input (not the
+    roll shifted by a step; the NADE layer shifts the state) and outputs each key's
+    conditional probability given the true lower keys, so loss, ``nll_per_step`` and
+    ``evaluate`` are the Bernoulli ones unchanged; ``frame_accuracy`` thresholds those
+    conditionals. With ``chunk_length`` the first step of a training window is predicted from
+    a zero state (use ``chunk_warmup``); validation and test use whole sequences.
 
     ``components``: 1 (default) is the benchmark model above, the keys independent given the
     past. ``components: M > 1`` makes each step's distribution a mixture of M such
@@ -359,9 +385,23 @@ class Polyphonic(MusicTask):
         weight_noise: float = 0.0,
         sample_every: int = 10,
         sample_steps: int = 32,
+        output: str = "independent",
+        nade_units: int = 150,
+        bucket: bool = False,
     ):
         self.components = positive_int("components", components)
         self.kind = "mixture" if self.components > 1 else "bernoulli"
+        if output not in OUTPUTS:
+            raise ParameterError(
+                f"`output` must be one of {', '.join(OUTPUTS)}; received {output!r}."
+            )
+        if output == "nade" and self.components > 1:
+            raise ParameterError(
+                "`output: nade` models the keys jointly by itself; remove `components` "
+                f"(received {components!r}) or use `output: independent`."
+            )
+        self.output = output
+        self.nade_units = positive_int("nade_units", nade_units)
         if pitch_range is None:
             self.lowest, self.keys = LOWEST, KEYS
         else:
@@ -385,7 +425,7 @@ class Polyphonic(MusicTask):
             raise ParameterError(f"`threshold` must be in (0, 1); received {threshold!r}.")
         self.threshold = float(threshold)
         self._common(transpose, chunk_length, chunk_warmup, dropout, sample_every, sample_steps,
-                     weight_noise)  # fmt: skip
+                     weight_noise, bucket)  # fmt: skip
 
     def dummy_info(self) -> dict:
         return {
@@ -393,10 +433,21 @@ class Polyphonic(MusicTask):
             "lowest_note": self.lowest,
             "inputs": self.keys,
             "components": self.components,
-        }
+        } | ({"output": "nade", "nade_units": self.nade_units} if self.nade else {})
+
+    @property
+    def nade(self) -> bool:
+        return self.output == "nade"
+
+    @property
+    def head_takes_inputs(self) -> bool:
+        """The NADE head reads the model's input (the roll) for the true lower keys."""
+        return self.nade
 
     def encode(self, target):
         y = np.asarray(target, dtype=np.float32)
+        if self.nade:  # the model reads the roll itself; the NADE layer shifts the state
+            return y, y
         return shifted_inputs(y), y
 
     def _augment(self, info):
@@ -434,9 +485,11 @@ class Polyphonic(MusicTask):
         info = self.dummy_info() | {"keysteps_outside_pitch_range": outside}
         return self._task_data(music, targets, info, settings)
 
-    def head(self, x, info: dict):
+    def head(self, x, info: dict, inputs=None):
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
+        if self.nade:
+            return NadeKeys(info["keys"], self.nade_units, name=LAYER_NAME)([x, inputs])
         m = int(info.get("components", 1))
         if m > 1:
             return keras.layers.Dense(m * (info["keys"] + 1), name="mixture")(x)
@@ -463,6 +516,8 @@ class Polyphonic(MusicTask):
 
     def evaluate(self, model, data: TaskData, split: str, batch_size=64) -> dict:
         s = data.splits[split]
+        if self.nade:  # the NADE holds (steps x keys x nade_units) values per sequence
+            batch_size = min(batch_size, 8)
         outputs = predict_sequences(model, s.x, batch_size)
         per = [self.step_nll(o, v) for o, v in zip(outputs, s.y)]
         probs = [self.key_probabilities(o) for o in outputs]
@@ -479,13 +534,17 @@ class Polyphonic(MusicTask):
             "steps": int(steps),
             "keys": int(data.info["keys"]),
             "components": self.components,
+            "output": self.output,
         }
 
     def sample(self, model, info, steps, num=1, temperature=1.0, seed=0, primer=None):
         """``num`` rolls ``(len(primer) + steps, K)``: the primer, then ``steps`` sampled steps
         (each key on with probability ``sigmoid(logit(p) / temperature)``; with a mixture, a
-        component drawn first with weights ``w ** (1 / temperature)``), seeded."""
+        component drawn first with weights ``w ** (1 / temperature)``; with ``output: nade``
+        key by key low to high, each given the keys drawn below it), seeded."""
         t = self._temperature(temperature)
+        if self.nade:
+            return self._sample_nade(model, info, steps, num, t, seed, primer)
         rng = np.random.default_rng(seed)
         k = int(info["keys"])
         primer = np.zeros((0, k), np.float32) if primer is None else np.asarray(primer, np.float32)
@@ -508,6 +567,23 @@ class Polyphonic(MusicTask):
                 logit = np.log(p) - np.log1p(-p)
             p = 1.0 / (1.0 + np.exp(-logit / t))
             seq[:, i] = rng.random((num, k)) < p
+        return [seq[j, :total] > 0 for j in range(num)]
+
+    def _sample_nade(self, model, info, steps, num, t, seed, primer):
+        rng = np.random.default_rng(seed)
+        k = int(info["keys"])
+        primer = np.zeros((0, k), np.float32) if primer is None else np.asarray(primer, np.float32)
+        total = len(primer) + int(steps)
+        seq = np.zeros((num, _round_up(total, 16), k), np.float32)
+        seq[:, : len(primer)] = primer
+        weights = nade_weights(model.get_layer(LAYER_NAME))
+        states = state_model(model)
+        for i in range(len(primer), total):
+            if i == 0:
+                state = np.zeros((num, int(weights["state_to_keys"].shape[0])))
+            else:  # the state after step i - 1 (the model's input holds the roll itself)
+                state = np.asarray(states.predict_on_batch(seq))[:, i - 1]
+            seq[:, i] = sample_nade(weights, state, rng, t)
         return [seq[j, :total] > 0 for j in range(num)]
 
     def to_notes(self, sample, info):
