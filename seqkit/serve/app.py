@@ -223,16 +223,28 @@ async def api_stats(request: Request):
                          "server_ms_p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))]})  # fmt: skip
 
 
-async def api_analyse(request: Request):
+async def _posted_to(request: Request, kind: str, wrong: str):
+    """A POST that runs a model: the request checks (Host, Origin), then the model of the
+    ``id`` asked for, which must be a ``kind`` model (else ``wrong``, a message with ``{id}``).
+    Returns ``(state, loaded, None)`` or ``(state, None, error response)``."""
     state = _state(request)
     why = _check_request(request, state, need_origin=True)
     if why:
-        return _error(why, 403)
+        return state, None, _error(why, 403)
     loaded, err = await _loaded(request)
     if err is not None:
+        return state, None, err
+    if loaded.kind != kind:
+        return state, None, _error(wrong.format(id=loaded.entry.id))
+    return state, loaded, None
+
+
+async def api_analyse(request: Request):
+    state, loaded, err = await _posted_to(
+        request, "kws", "'{id}' is a music run; upload a WAV to a keyword model."
+    )
+    if err is not None:
         return err
-    if loaded.kind != "kws":
-        return _error(f"'{loaded.entry.id}' is a music run; upload a WAV to a keyword model.")
     name = Path(request.query_params.get("name", "upload.wav")).name[:200] or "upload.wav"
     try:
         settings = parse_settings(
@@ -260,15 +272,11 @@ async def api_analyse(request: Request):
 
 
 async def api_generate(request: Request):
-    state = _state(request)
-    why = _check_request(request, state, need_origin=True)
-    if why:
-        return _error(why, 403)
-    loaded, err = await _loaded(request)
+    state, loaded, err = await _posted_to(
+        request, "music", "'{id}' is not a music run; generate needs one."
+    )
     if err is not None:
         return err
-    if loaded.kind != "music":
-        return _error(f"'{loaded.entry.id}' is not a music run; generate needs one.")
     q = request.query_params
     try:
         steps, temperature, seed = check_generate_params(
