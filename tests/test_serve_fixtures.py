@@ -203,16 +203,21 @@ def clips(tmp_path_factory) -> dict:
         peak, word = _peak(model, audio)
         if word == "yes":
             yes.append((peak, i, audio, path))
+    # Every unknown-word clip, of any split (the tiny model is trained anew in each session and
+    # its posteriors for other words vary from one training to the next; a CI run once found
+    # all of the first 16 peaking at >= 0.81): the least tempting one that is never detected.
     unknown = []
-    for i, path in enumerate(_training_clips(setup["synth"], UNKNOWN)[:16]):
+    for i, path in enumerate(sorted(p for w in UNKNOWN for p in (setup["synth"] / w).glob("*.wav"))):
         audio = _padded(path, 100 + i)
         unknown.append((_peak(model, audio)[0], i, audio, path))
     best = next((c for c in sorted(yes, key=lambda c: -c[0])
                  if c[0] > 0.95 and _detections(model, c[2]) == ["yes"] * 3), None)  # fmt: skip
     assert best is not None, f"the tiny model detects no 'yes' clip reliably: {yes}"
-    quiet = min(unknown, key=lambda c: c[0])
-    assert quiet[0] < 0.6 and _detections(model, quiet[2]) == [], (
-        f"the tiny model is tempted by {quiet[3]} (peak {quiet[0]:.3f})"
+    quiet = next((c for c in sorted(unknown, key=lambda c: c[0])
+                  if _detections(model, c[2]) == []), None)  # fmt: skip
+    assert quiet is not None and quiet[0] < THRESHOLD - 0.15, (
+        f"the tiny model is tempted by every unknown word (lowest peak "
+        f"{min(c[0] for c in unknown):.3f}; threshold {THRESHOLD})"
     )
     keyword, unknown_wav = out / "keyword_yes.wav", out / "unknown_word.wav"
     sf.write(str(keyword), best[2], 16000, subtype="PCM_16")
