@@ -63,8 +63,10 @@ MOVED: dict[str, tuple[str, ...]] = {
 
 
 #: modules that register seqkit's Keras objects (layers, losses, metrics) under the names saved
-#: models use; imported as soon as Keras is.
-KERAS_OBJECTS = ("seqkit.layers", "seqkit.music.losses")
+#: models use; imported as soon as Keras is. Each is listed itself rather than imported by
+#: another: a module of this list imported first imports Keras, whose hook then imports the
+#: others while that one is half initialised (a ``from`` import of it would fail there).
+KERAS_OBJECTS = ("seqkit.layers", "seqkit.music.losses", "seqkit.music.nade")
 
 _keras_objects_registered = False
 

@@ -22,7 +22,8 @@ What is checked, and against what:
   and metrics of an uninterrupted run on the same backend; the run folder's files and its
   TensorBoard scalars (read back from the event files, equal to ``history.csv``); and
   ``seqkit evaluate RUN``, which must give the numbers training wrote;
-* a tiny polyphonic music run and ``seqkit generate`` (same seed, same files).
+* a tiny polyphonic music run and ``seqkit generate`` (same seed, same files), with independent
+  keys and with the NADE output; the NADE layer against its float64 key-by-key reference.
 """
 
 from __future__ import annotations
@@ -575,7 +576,24 @@ def test_data_parallel_on_two_devices_trains_as_one_device_does(tmp_path):
 # --------------------------------------------------------------------------------------------
 # music: a tiny polyphonic run and seqkit generate
 # --------------------------------------------------------------------------------------------
-def test_music_train_and_generate(tmp_path):
+def test_nade_layer_equals_the_key_by_key_reference():
+    """The NADE output's one masked product for all keys, on this backend, against the float64
+    key-by-key loop of ``seqkit.music.nade``."""
+    from seqkit.music.nade import NadeKeys, nade_conditionals, nade_weights
+
+    rng = np.random.default_rng(5)
+    states = rng.normal(size=(2, 7, 6)).astype("float32")
+    roll = (rng.random((2, 7, 10)) < 0.3).astype("float32")
+    layer = NadeKeys(keys=10, units=5)
+    p = np.asarray(keras.ops.convert_to_numpy(layer([states, roll])))
+    assert p.shape == (2, 7, 10)
+    weights = nade_weights(layer)
+    for b in range(2):
+        np.testing.assert_allclose(p[b], nade_conditionals(weights, states[b], roll[b]), atol=1e-5)
+
+
+@pytest.mark.parametrize("output", ["independent", "nade"])
+def test_music_train_and_generate(tmp_path, output):
     import pretty_midi
 
     from seqkit.music.rolls import Note, notes_to_roll
@@ -600,7 +618,8 @@ def test_music_train_and_generate(tmp_path):
         "name": "poly", "seed": 1,
         "data": {"source": {"type": "pianoroll_npz", "path": str(tmp_path / "rolls.npz")}},
         "model": {"layers": [{"type": "gru", "units": 8}]},
-        "task": {"type": "polyphonic"},
+        "task": {"type": "polyphonic", "output": output}
+        | ({"nade_units": 6} if output == "nade" else {}),
         "train": {"epochs": 2, "batch_size": 4},
     })  # fmt: skip
     run = train(recipe, run_dir=tmp_path / "run", verbose=0)

@@ -141,3 +141,28 @@ def test_import_seqkit_is_enough_to_load_a_saved_model(tmp_path, first):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "loaded StepNLLLoss"
+
+
+REGISTERED = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING)
+import {first}
+import keras
+names = ["seqkit>GRU", "seqkit>StepNLLLoss", "seqkit>NLLPerStep", "seqkit>NadeKeys"]
+print([n for n in names if keras.saving.get_registered_object(n) is None])
+"""
+
+
+@pytest.mark.parametrize("first", ["seqkit.music.nade", "seqkit.music.losses", "seqkit.layers",
+                                   "seqkit.music.task"])  # fmt: skip
+def test_any_keras_objects_module_imported_first_registers_them_all(first):
+    # Regression: `import seqkit.music.nade` first made Keras' import hook import the losses
+    # while nade was half initialised; their `from .nade import NadeKeys` failed and neither
+    # the losses nor the layer were registered (a logged warning; saved models did not load).
+    out = subprocess.run(
+        [sys.executable, "-c", REGISTERED.format(first=first)],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
+    assert "could not be registered" not in out.stderr

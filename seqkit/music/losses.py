@@ -1,7 +1,7 @@
 """The music tasks' Keras loss and metrics: the definitions of ``seqkit.music.metrics`` in the
 graph (``StepNLLLoss``, ``NLLPerStep``, ``FrameAccuracy``), registered with Keras'
-serialization so that a run's ``model.keras`` reloads (with the NADE output layer,
-``seqkit.music.nade.NadeKeys``, imported here so that registering these registers it too).
+serialization so that a run's ``model.keras`` reloads (``seqkit.compat.KERAS_OBJECTS`` imports
+this module and ``seqkit.music.nade``, whose ``NadeKeys`` layer is registered the same way).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import keras
 
 from .metrics import EPSILON
-from .nade import NadeKeys  # noqa: F401 -- registered with Keras with the losses (compat)
 
 
 def _bernoulli_step_nll(y_true, y_pred):
