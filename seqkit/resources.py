@@ -15,6 +15,10 @@ The estimate is a lower bound in float32 bytes, from the recipe's values alone:
   ``2 + slots`` for the gradients and the optimizer's slots (Adam 2, RMSprop 1, SGD 0);
 * batch activations: ``batch_size x time steps x width`` of every layer, ``gates + 1`` times
   for a recurrent one (kept for back-propagation through time);
+* the ``polyphonic`` task's NADE output (``output: nade``): its weights (``g x (keys +
+  nade_units) + keys + nade_units + 2 x keys x nade_units``, ``g`` the last layer's width)
+  times the same copies, and ``2 x keys x nade_units`` activations per time step (every key's
+  hidden units, before and after the sigmoid: all keys at once), named by ``task.nade_units``;
 * the feature steps on one clip (``fix_length``'s, else one second at ``load``'s rate): the
   waveform, the STFT (``n_fft / 2 + 1`` bins, complex64, and its power), the mel filter bank
   (``n_mels x bins``, float32 and librosa's float64 work arrays).
@@ -175,10 +179,10 @@ def _feature_part(recipe: Recipe) -> tuple[Part | None, dict]:
     return Part(path, value, what, clip["bytes"], "features"), clip
 
 
-def _layer_parts(recipe: Recipe, width, width_path, steps):
-    """Weights and optimizer state of each layer; the activations' bytes per example; the
-    widest layer output ``(width, (path, value))``."""
-    copies = 2 + OPTIMIZER_SLOTS.get(recipe.train.optimizer.type, 2)
+def _layer_parts(recipe: Recipe, width, width_path, steps, copies: int):
+    """Weights and optimizer state of each layer (``copies`` of each weight: itself, its
+    gradient and the optimizer's slots); the activations' bytes per example; the widest layer
+    output ``(width, (path, value))``; the last layer's width."""
     parts, per_example = [], FLOAT * steps * (width or 0)
     width = width or 1
     widest = (width, width_path)
@@ -208,7 +212,22 @@ def _layer_parts(recipe: Recipe, width, width_path, steps):
         width_path = (f"model.layers[{i}].units", units)
         widest = max(widest, (width, width_path), key=lambda w: w[0])
         per_example += FLOAT * steps * width * kept
-    return parts, per_example, widest
+    return parts, per_example, widest, width
+
+
+def _nade_part(recipe: Recipe, width: int, steps: int, copies: int):
+    """The NADE output's weights as a Part, and its activations' bytes per example (module
+    docstring); ``(None, 0)`` for any other task or output."""
+    task = recipe.checked.get("task")
+    if not getattr(task, "nade", False):
+        return None, 0
+    keys, units = task.keys, task.nade_units
+    params = width * (keys + units) + keys + units + 2 * keys * units
+    what = (f"NADE units need about {{size}} for weights and optimizer state "
+            f"({float(params):.3g} parameters)")  # fmt: skip
+    part = Part("task.nade_units", units, what, params * FLOAT * copies,
+                "weights and optimizer state")  # fmt: skip
+    return part, FLOAT * steps * 2 * keys * units
 
 
 def estimate(recipe: Recipe, input_shape: tuple | None = None) -> list[Part]:
@@ -224,8 +243,13 @@ def estimate(recipe: Recipe, input_shape: tuple | None = None) -> list[Part]:
         steps = shape[0] if len(shape) > 1 and isinstance(shape[0], int) else 1
         width = shape[-1] if shape and isinstance(shape[-1], int) else None
         width_path = None
-    layers, per_example, widest = _layer_parts(recipe, width, width_path, steps)
+    copies = 2 + OPTIMIZER_SLOTS.get(recipe.train.optimizer.type, 2)
+    layers, per_example, widest, last = _layer_parts(recipe, width, width_path, steps, copies)
     parts += layers
+    nade, nade_bytes = _nade_part(recipe, last, steps, copies)
+    if nade is not None:
+        parts.append(nade)
+        per_example += nade_bytes
     batch = recipe.train.batch_size
     # The activations are named by the factor largest against its usual size: the batch (32),
     # the clip (1,000 time steps) or a layer (1,024 wide).

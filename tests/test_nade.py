@@ -251,3 +251,30 @@ def test_export_is_refused_with_what_to_do_and_evaluate_works(nade_run):
     assert res.exit_code == 0, res.output
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"{metrics['test']['nll_per_step']:.4f}" in res.output
+
+
+def test_memory_estimate_counts_the_nade_and_refuses_one_no_machine_holds(nade_run):
+    """seqkit.resources: the NADE's weights in the estimate are the built layer's parameter
+    count (x 3: weights, gradients and RMSprop's slot), and a NADE too large for the machine is
+    refused by ``task.nade_units`` before anything is built."""
+    from seqkit.errors import RecipeError
+    from seqkit.recipe import load_recipe
+    from seqkit.resources import check, estimate
+
+    tmp, run, _ = nade_run
+    recipe = load_recipe(tmp / "nade.yaml")
+    (part,) = [p for p in estimate(recipe) if p.path == "task.nade_units"]
+    layer = Run(run).model.get_layer(LAYER_NAME)
+    assert layer.count_params() == 12 * (88 + 16) + 88 + 16 + 2 * 88 * 16
+    assert part.bytes == layer.count_params() * 4 * 3 and part.value == 16
+    big = tmp / "big.yaml"
+    big.write_text(
+        (tmp / "nade.yaml").read_text().replace("nade_units: 16", "nade_units: 1000000000")
+    )
+    with pytest.raises(RecipeError) as err:
+        check(load_recipe(big), memory=16 * 2**30)
+    assert err.value.problems[0] == (
+        "task.nade_units",
+        "1000000000 NADE units need about 2.06 TiB for weights and optimizer state (1.89e+11 "
+        "parameters); this machine has 16 GiB of memory.",
+    )
