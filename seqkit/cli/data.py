@@ -21,6 +21,24 @@ def _snr(value: str) -> list[float]:
     return [low, high]
 
 
+def _engines(value: str | None) -> dict[str, float] | None:
+    """``espeak=0.6,flite=0.4`` -> ``{'espeak': 0.6, 'flite': 0.4}`` (checked by the generator)."""
+    if value is None:
+        return None
+    out = {}
+    for part in value.split(","):
+        name, _, share = part.partition("=")
+        try:
+            out[name.strip()] = float(share)
+        except ValueError:
+            raise click.BadParameter(
+                f"must be ENGINE=SHARE,... e.g. espeak=0.6,flite=0.2,festival=0.1,piper=0.1; "
+                f"received {value!r}",
+                param_hint="--engines",
+            ) from None
+    return out
+
+
 def _duration(seconds: float) -> str:
     """``90`` -> ``1.5 min``; seconds, minutes, hours, days or years."""
     for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
@@ -76,6 +94,13 @@ def data():
 @click.option(
     "--snr-db", default="5,30", show_default=True, help="Noise: SNR range LOW,HIGH in dB."
 )
+@click.option(
+    "--engines",
+    default=None,
+    help="Voice engines and their shares of the speakers, e.g. "
+    "espeak=0.6,flite=0.2,festival=0.1,piper=0.1 (default: eSpeak NG alone; the others need "
+    "Debian's flite / festival and pip install 'seqkit[voices]').",
+)
 @click.option("--workers", default=None, type=int, help="Processes (default: up to 2).")
 @click.option(
     "--yes",
@@ -95,10 +120,12 @@ def synth(
     validation_percent,
     test_percent,
     snr_db,
+    engines,
     workers,
     yes,
 ):
-    """Write keywords spoken by eSpeak NG to OUT in the Speech Commands layout.
+    """Write keywords spoken by eSpeak NG (and, with --engines, Flite, Festival and Piper
+    voices) to OUT in the Speech Commands layout.
 
     One folder per word (<speaker>_nohash_<i>.wav, 1 s, 16 kHz, 16-bit), speaker-disjoint
     validation_list.txt and testing_list.txt, and _background_noise_/; read it with the
@@ -123,6 +150,7 @@ def synth(
         validation_percent=validation_percent,
         test_percent=test_percent,
         snr_db=_snr(snr_db),
+        engines=_engines(engines),
     )
     plan = gen.estimate(out, settings, workers)
     per = gen.clips_per_speaker(settings)
@@ -162,6 +190,8 @@ def synth(
         f"({summary['workers']} process{'es' if summary['workers'] > 1 else ''})"
     )
     click.echo(f"  words: {', '.join(words)}")
+    if settings.get("engines"):
+        click.echo("  engines: " + ", ".join(f"{k} {v:g}" for k, v in settings["engines"].items()))
     click.echo(f"  unknown words: {', '.join(unknown) or 'none'}")
     click.echo(
         f"  speakers: {spk['train']} train, {spk['validation']} validation, {spk['test']} test "

@@ -9,6 +9,7 @@
 * ``synthetic`` -- ``SyntheticSpeech`` (``synthetic_speech``): eSpeak NG speakers
   generated on first use (the generator is here too: ``seqkit data synth``);
 * ``espeak`` -- the eSpeak NG engine (ctypes) and its speakers;
+* ``voices`` -- the other voice engines of ``synthetic_speech`` (Flite, Festival, Piper);
 * ``common`` -- what they share: label checks, the scanned-once base, generation locks.
 
 Each source lists ``seqkit.data.Example`` records; the registry imports a module when its name

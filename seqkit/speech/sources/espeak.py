@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import librosa
@@ -70,7 +73,21 @@ class Espeak:
             cls._instance = cls()
         return cls._instance
 
-    def __init__(self):
+    @classmethod
+    def unspoken(cls) -> Espeak:
+        """This process's engine, replaced by a new one first if it has spoken.
+
+        eSpeak NG keeps state between utterances in C statics (pitch flutter, wave phase)
+        that neither a call nor ``espeak_Terminate`` resets, so a process that has spoken
+        renders the next clips differently from a fresh one. The new engine is a private
+        copy of the library (a second ``dlopen`` of the same file would share the statics),
+        initialised and not yet spoken; the copy's file is removed once it is loaded.
+        """
+        if cls._instance is not None and cls._instance.spoke:
+            cls._instance = cls(private_copy=True)
+        return cls.get()
+
+    def __init__(self, private_copy: bool = False):
         try:
             import espeakng_loader  # optional: may not be installed
         except ImportError as exc:
@@ -79,10 +96,19 @@ class Espeak:
                 "pip install espeakng-loader"
             ) from exc
         try:
-            lib = ctypes.CDLL(espeakng_loader.get_library_path())
+            path = espeakng_loader.get_library_path()
             data = espeakng_loader.get_data_path()
+            if private_copy:
+                folder = tempfile.mkdtemp(prefix="seqkit-espeak-")
+                try:
+                    lib = ctypes.CDLL(shutil.copy(path, os.path.join(folder, "libespeak-ng.so")))
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+            else:
+                lib = ctypes.CDLL(path)
         except (OSError, RuntimeError) as exc:
             raise DataError(f"Cannot load eSpeak NG from espeakng-loader: {exc}") from exc
+        self.spoke = False
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
@@ -125,6 +151,7 @@ class Espeak:
         if seed is not None and self._set_seed is not None:
             self._set_seed(int(seed))
         self._chunks = []
+        self.spoke = True
         raw = text.encode("utf-8") + b"\0"
         err = self.lib.espeak_Synth(raw, len(raw), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != 0:
@@ -185,9 +212,25 @@ def render_clip(engine: Espeak, word: str, speaker: Speaker, rng, snr_db=(5.0, 3
     pitch = int(np.clip(speaker.pitch + rng.integers(-5, 6), 0, 100))
     seed = int(rng.integers(2**31))
     raw, sr = engine.synth(word, speaker.espeak_voice, rate, pitch, speaker.pitch_range, seed)
-    y = _trim(raw.astype(np.float32) / 32768.0)
+    return finish_clip(
+        raw.astype(np.float32) / 32768.0,
+        sr,
+        rng,
+        snr_db,
+        f"eSpeak NG ({speaker.espeak_voice})",
+        word,
+    )
+
+
+def finish_clip(y: np.ndarray, sr: float, rng, snr_db, engine: str, word: str) -> np.ndarray:
+    """The per-clip treatment every synthetic voice gets (eSpeak NG and the engines of
+    ``seqkit.speech.sources.voices``): trim the silence, resample ``y`` from ``sr`` to 16 kHz
+    (an ``sr`` other than the engine's own rate shifts pitch and formants together), keep the
+    middle second, then a random spectral tilt, position, coloured noise at a random SNR in
+    ``snr_db`` and peak level, drawn from ``rng`` in that order."""
+    y = _trim(y)
     if y.size == 0:
-        raise DataError(f"eSpeak NG produced no sound for {word!r} ({speaker.espeak_voice}).")
+        raise DataError(f"{engine} produced no sound for {word!r}.")
     y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     n = int(SAMPLE_RATE * CLIP_SECONDS)
     if y.size > n:  # too long for the clip: keep the middle

@@ -28,9 +28,16 @@ there are enough pairs (8 x 63 = 504), so a test speaker's voice is never heard 
 eSpeak NG keeps state between utterances in C statics that no call resets (pitch flutter,
 wave phase), and seeds its noise generator differently in every process. So each speaker is
 rendered in a freshly forked process and each clip seeds the noise generator: the files
-depend on the settings alone, not on the process or the number of workers (on Linux, in a
-process that has not itself called ``Espeak.synth`` before; elsewhere one process renders
-in order, deterministic too, but not bit-identical to Linux).
+depend on the settings alone, not on the process or the number of workers (on Linux; elsewhere
+one process renders in order, deterministic too, but not bit-identical to Linux). Byte for byte
+in a fresh process on one machine; another CPU's resampler code (soxr picks SIMD code by CPU)
+or a long-lived process that has run other numerical work (a test session) has moved a few
+samples by one least significant bit.
+
+``engines`` (default: eSpeak NG alone, files unchanged) gives a share of the speakers to other
+offline voice engines -- Flite, Festival, Piper -- whose speakers are one of the engine's voices
+with a seeded pitch-and-formant shift and speaking rate; their clips get the same per-clip
+treatment (``espeak.finish_clip``). See ``seqkit.speech.sources.voices``.
 
 The ``synthetic_speech`` source generates into ``root`` on first use, with the safety of
 ``synthetic_tones``: it writes only into a folder that does not exist, is empty, or carries
@@ -69,6 +76,15 @@ from .common import (
 )
 from .espeak import CLIP_SECONDS, SAMPLE_RATE, Espeak, Speaker, make_speakers, render_clip
 from .speech_commands import SpeechCommands
+from .voices import SECONDS_PER_CLIP as VOICE_SECONDS_PER_CLIP
+from .voices import (
+    VoiceSpeaker,
+    check_engines,
+    check_installed,
+    engine_counts,
+    make_voice_speakers,
+    render_clips,
+)
 
 log = logging.getLogger("seqkit")
 
@@ -159,10 +175,18 @@ def estimate(root, settings: dict, workers: int | None = None) -> dict:
     return {
         "clips": clips,
         "bytes": clips * (CLIP_BYTES + NAME_BYTES) + noise,
-        "seconds": clips * SECONDS_PER_CLIP / workers,
+        "seconds": clips * _seconds_per_clip(settings) / workers,
         "workers": workers,
         "free": _free_bytes(root),
     }
+
+
+def _seconds_per_clip(settings: dict) -> float:
+    engines = settings.get("engines") or {"espeak": 1.0}
+    return sum(
+        share * VOICE_SECONDS_PER_CLIP.get(engine, SECONDS_PER_CLIP)
+        for engine, share in engines.items()
+    )
 
 
 def _free_bytes(root) -> int | None:
@@ -197,7 +221,16 @@ def _render_speaker(job):
     """Render and write every clip of one speaker (runs in a worker process)."""
 
     root, speaker, index, clips, seed, snr_db = job
-    speaker = Speaker(**speaker)
+    if "engine" in speaker and speaker["engine"] != "espeak":  # seqkit.speech.sources.voices
+        speaker = VoiceSpeaker(**speaker)
+        rngs = [np.random.default_rng([seed, index, w, i]) for _, w, i in clips]
+        ys = render_clips(speaker, [word for word, _, _ in clips], rngs, snr_db)
+        for (word, _, i), y in zip(clips, ys):
+            folder = Path(root) / word
+            folder.mkdir(parents=True, exist_ok=True)
+            sf.write(folder / f"{speaker.id}_nohash_{i}.wav", y, SAMPLE_RATE, subtype="PCM_16")
+        return len(clips)
+    speaker = Speaker(**{k: v for k, v in speaker.items() if k != "engine"})
     engine = Espeak.get()
     for word, w, i in clips:
         folder = Path(root) / word
@@ -230,12 +263,35 @@ _OWN_FILE = re.compile(
 )
 
 
+def all_speakers(settings: dict) -> list:
+    """Every speaker ``settings`` describe: eSpeak NG's ``make_speakers`` (all of them by
+    default), then those of the other ``engines`` (``seqkit.speech.sources.voices``)."""
+    engines = settings.get("engines")
+    if engines is None:
+        return make_speakers(settings["speakers"], settings["seed"])
+    counts = engine_counts(engines, settings["speakers"])
+    out = make_speakers(counts.get("espeak", 0), settings["seed"])
+    for engine, n in counts.items():
+        if engine != "espeak":
+            out += make_voice_speakers(engine, n, settings["seed"])
+    return out
+
+
+def _speaker_record(speaker, mixed: bool) -> dict:
+    """A speaker as the marker records it (with its engine when several engines speak)."""
+    record = asdict(speaker)
+    if mixed and isinstance(speaker, Speaker):
+        record = {"engine": "espeak"} | record
+    return record
+
+
 def generate(root: Path, settings: dict, workers: int | None = None) -> dict:
     """Write the dataset ``settings`` describe into ``root`` (which ``prepare_root`` cleared);
     return a summary (counts, speakers per split, seconds)."""
 
     t0 = time.time()
-    speakers = make_speakers(settings["speakers"], settings["seed"])
+    speakers = all_speakers(settings)
+    mixed = settings.get("engines") is not None
     files = planned_files(settings, speakers)
     splits = _speaker_splits(
         speakers, settings["validation_percent"], settings["test_percent"], settings["seed"]
@@ -245,20 +301,28 @@ def generate(root: Path, settings: dict, workers: int | None = None) -> dict:
     info = {
         "generator": "seqkit synthetic_speech",
         "settings": settings,
-        "speakers": [asdict(s) | {"split": splits[s.id]} for s in speakers],
+        "speakers": [_speaker_record(s, mixed) | {"split": splits[s.id]} for s in speakers],
         "files": files,
         "complete": False,
     }
     marker.write_text(json.dumps(info, indent=1))
     clips = [speaker_clips(settings, k) for k in range(len(speakers))]
     jobs = [
-        (str(root), asdict(s), k, clips[k], settings["seed"], tuple(settings["snr_db"]))
+        (
+            str(root),
+            _speaker_record(s, mixed),
+            k,
+            clips[k],
+            settings["seed"],
+            tuple(settings["snr_db"]),
+        )
         for k, s in enumerate(speakers)
     ]
     workers = _workers(workers, len(jobs))
     count = progress.counter("synthesizing speech", unit="clip")
     total = sum(len(c) for c in clips)
-    written = _run_parallel(jobs, workers, count, total)
+    espeak = any(isinstance(s, Speaker) for s in speakers)
+    written = _run_parallel(jobs, workers, count, total, espeak)
     if written is None:
         workers = 1
         written = 0
@@ -298,13 +362,14 @@ def generate(root: Path, settings: dict, workers: int | None = None) -> dict:
     }
 
 
-def _run_parallel(jobs, workers, count=None, total: int = 0) -> int | None:
+def _run_parallel(jobs, workers, count=None, total: int = 0, espeak=True) -> int | None:
     """Render each job (one speaker) in a freshly forked process, ``workers`` at a time.
 
     eSpeak NG keeps state from one utterance to the next in C statics (pitch flutter, wave
     phase) that no call resets, so a clip depends on everything the process said before.
     A fresh fork per speaker, from a parent that has only initialised the engine, makes
-    every clip depend on its own seed alone: the output is the same for any ``workers``.
+    every clip depend on its own seed alone: the output is the same for any ``workers``,
+    and the same where this process has spoken before (``Espeak.unspoken``).
     Returns None where fork is not available (then one process renders in order).
     ``count(done, total)`` is called as each speaker is done (``seqkit.progress``).
     """
@@ -314,7 +379,8 @@ def _run_parallel(jobs, workers, count=None, total: int = 0) -> int | None:
 
     # Import once here what every child needs (librosa loads its modules lazily).
     librosa.resample(np.zeros(64, np.float32), orig_sr=22050, target_sr=SAMPLE_RATE)
-    Espeak.get()  # load the library and voice data once, before forking
+    if espeak:
+        Espeak.unspoken()  # load the library and voice data once, before forking
     ctx = multiprocessing.get_context("fork")
     try:
         with ctx.Pool(workers, maxtasksperchild=1) as pool:
@@ -399,8 +465,12 @@ def synth_settings(
     validation_percent=15.0,
     test_percent=15.0,
     snr_db=(5.0, 30.0),
+    engines=None,
 ) -> dict:
-    """Checked generation settings (what the marker records)."""
+    """Checked generation settings (what the marker records). ``engines``: engine -> share of
+    the speakers (``seqkit.speech.sources.voices``); None (eSpeak NG alone) adds no key, so
+    the default settings, and files, are what they were before other engines existed."""
+    engines = check_engines(engines)
     words = _word_list("words", list(STANDARD_WORDS) if words is None else words)
     if not words:
         raise ParameterError("`words` must name at least one word; received [].")
@@ -442,7 +512,7 @@ def synth_settings(
             f"`snr_db` must be [low, high] in dB with -20 <= low <= high <= 100; "
             f"received {snr_db!r}."
         )
-    return {
+    out = {
         "words": words,
         "unknown_words": unknown,
         "speakers": int(speakers),
@@ -456,6 +526,9 @@ def synth_settings(
         "clip_seconds": CLIP_SECONDS,
         "version": 2,  # 2: eSpeak NG's noise seeded per clip (identical in every process)
     }
+    if engines is not None:
+        out["engines"] = engines
+    return out
 
 
 def synthesize(root, workers: int | None = None, **settings) -> dict | None:
@@ -464,6 +537,7 @@ def synthesize(root, workers: int | None = None, **settings) -> dict | None:
     root = Path(root).expanduser()
     s = synth_settings(**settings)
     _check_clips(s)
+    check_installed(s.get("engines"))
     with generation_lock(root):  # concurrent runs (multi_worker) take turns
         if not prepare_root(root, s):
             return None
@@ -501,7 +575,10 @@ class SyntheticSpeech(SpeechCommands):
     the standard ten) ``clips_per_speaker`` times and ``unknown_per_speaker`` of
     ``unknown_words`` (default Speech Commands' twenty auxiliary words, drawn per speaker)
     once; ``validation_percent`` / ``test_percent`` of the
-    speakers are held out for validation / test; noise at ``snr_db`` = [low, high] dB.
+    speakers are held out for validation / test; noise at ``snr_db`` = [low, high] dB;
+    ``engines``: voice engines and their shares of the speakers, e.g. ``{espeak: 0.6, flite:
+    0.2, festival: 0.1, piper: 0.1}`` (default eSpeak NG alone; see
+    ``seqkit.speech.sources.voices``).
     ``workers`` processes render (default: up to two; the output does not depend on it).
     Reading: ``unknown_percent``, ``silence_percent``, ``silence_seconds`` as for
     ``speech_commands``.
@@ -524,6 +601,7 @@ class SyntheticSpeech(SpeechCommands):
         silence_percent: float = 10.0,
         silence_seconds: float = 1.0,
         workers: int | None = None,
+        engines: dict[str, float] | None = None,
     ):
         self.settings = synth_settings(
             words=words,
@@ -535,6 +613,7 @@ class SyntheticSpeech(SpeechCommands):
             validation_percent=validation_percent,
             test_percent=test_percent,
             snr_db=(5.0, 30.0) if snr_db is None else snr_db,
+            engines=engines,
         )
         _check_clips(self.settings)
         if not self.settings["unknown_per_speaker"] and unknown_percent > 0:
@@ -566,4 +645,7 @@ def synth_args(settings: dict) -> dict:
     """The keyword arguments of ``synthesize`` that give ``settings`` (``synth_settings``)."""
     keys = ("words", "unknown_words", "speakers", "clips_per_speaker", "unknown_per_speaker",
             "seed", "validation_percent", "test_percent", "snr_db")  # fmt: skip
-    return {k: settings[k] for k in keys}
+    out = {k: settings[k] for k in keys}
+    if settings.get("engines") is not None:
+        out["engines"] = settings["engines"]
+    return out
