@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
-from test_serve_fixtures import THRESHOLD, clips, kws_setup, live_server, music_run
+from test_serve_fixtures import clips, kws_setup, live_server, music_run
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its TestClient; httpx works
     warnings.simplefilter("ignore")
@@ -127,10 +127,11 @@ def test_live_stream_gives_the_runtimes_posteriors_and_detections(client, served
     assert [r["id"] for r in results] == list(range(len(results)))
     assert all(r["server_ms"] >= 0 for r in results)
 
-    with client.websocket_connect(f"/ws/stream?id=kws&threshold={THRESHOLD}") as ws:
+    threshold = served["clips"]["threshold"]
+    with client.websocket_connect(f"/ws/stream?id=kws&threshold={threshold}") as ws:
         _, results = stream_over(ws, audio)
     live = [(d["time_s"], d["label"], d["score"]) for r in results for d in r["detections"]]
-    offline = detect_in_file(model, served["clips"]["keyword"], threshold=THRESHOLD)
+    offline = detect_in_file(model, served["clips"]["keyword"], threshold=threshold)
     assert live == [(d.time_s, d.label, d.score) for d in offline] and live[0][1] == "yes"
 
 
@@ -287,8 +288,8 @@ def test_another_host_or_origin_is_refused(served):
 def test_an_uploaded_wav_gives_predictions_track_detections_and_gates(client, served):
     from seqkit.explain import gate_activations_for
 
-    wav = served["clips"]["keyword"]
-    r = client.post(f"/api/analyse?id=kws&name=my%20clip.wav&threshold={THRESHOLD}",
+    wav, threshold = served["clips"]["keyword"], served["clips"]["threshold"]
+    r = client.post(f"/api/analyse?id=kws&name=my%20clip.wav&threshold={threshold}",
                     content=wav.read_bytes())  # fmt: skip
     assert r.status_code == 200, r.text
     doc = r.json()
@@ -297,7 +298,7 @@ def test_an_uploaded_wav_gives_predictions_track_detections_and_gates(client, se
     assert [t["label"] for t in doc["top"]] == [t["label"] for t in want]
     np.testing.assert_allclose([t["probability"] for t in doc["top"]],
                                [t["probability"] for t in want], atol=1e-6)  # fmt: skip
-    offline = detect_in_file(model, wav, threshold=THRESHOLD)
+    offline = detect_in_file(model, wav, threshold=threshold)
     assert doc["detections"] == [{"time_s": d.time_s, "label": d.label, "score": d.score}
                                  for d in offline]  # fmt: skip
     s = model.streamer(copies=4)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_serve_fixtures import THRESHOLD, clips, kws_setup, live_server, music_run
+from test_serve_fixtures import clips, kws_setup, live_server, music_run
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -76,12 +76,12 @@ def wait_for(driver, script, timeout=45.0, what=""):
         ) from None
 
 
-def listen(driver, url):
+def listen(driver, url, threshold):
     driver.get(url)
     wait_for(driver, "return !document.getElementById('kws').hidden", what="the kws page")
     driver.execute_script(
         "const t = document.getElementById('threshold'); t.value = arguments[0];"
-        "t.dispatchEvent(new Event('input'));", THRESHOLD)  # fmt: skip
+        "t.dispatchEvent(new Event('input'));", threshold)  # fmt: skip
     driver.find_element(By.ID, "listen").click()
 
 
@@ -89,7 +89,7 @@ def test_the_page_detects_the_spoken_keyword_and_analyses_an_upload(site, tmp_pa
     server, made = site
     driver = chromium(tmp_path, made["keyword"])
     try:
-        listen(driver, f"{server.url}/run?id=kws")
+        listen(driver, f"{server.url}/run?id=kws", made["threshold"])
         label = wait_for(
             driver,
             "const li = document.querySelector('#log li'); return li && li.dataset.label;",
@@ -127,7 +127,7 @@ def test_the_page_does_not_detect_an_unknown_word(site, tmp_path, artifacts):
     try:
         # rate=native: the page's fallback, the AudioWorklet resampling 48 kHz to 16 kHz itself
         # (the keyword test above runs the default: a 16 kHz AudioContext, Chromium resampling)
-        listen(driver, f"{server.url}/run?id=kws&rate=native")
+        listen(driver, f"{server.url}/run?id=kws&rate=native", made["threshold"])
         # 120 messages of 40 ms: 4.8 s of audio, more than one whole pass of the 3.5 s file
         wait_for(driver, "return window.seqkit.results >= 120 && window.seqkit.ready && "
                  "document.getElementById('plot')", what="4.8 s of results")  # fmt: skip

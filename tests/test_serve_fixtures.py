@@ -35,9 +35,15 @@ _MADE: dict = {}
 #: The tiny keyword model's words; "yes" is the one the browser test says.
 WORDS = ["yes", "no"]
 UNKNOWN = ["house", "bird", "tree", "wow"]
-#: Threshold the tests detect at (the page's slider is set to it): the tiny model's posteriors
-#: of "no" reach 0.7-0.8 for a moment as a "yes" begins; its "yes" reaches 0.97-0.99.
-THRESHOLD = 0.9
+#: Thresholds the tests may detect at (the page's slider is set to the one `clips` picks), highest
+#: first. The tiny model is trained anew in each session and how sure it gets varies with the
+#: machine: here its "yes" peaks at 0.97-0.99 and its "no" reaches 0.7-0.8 for a moment as a "yes"
+#: begins; a CI machine trained one whose clearest "yes" peaked at 0.95. `clips` takes the highest
+#: threshold at which a keyword clip is detected and an unknown-word clip is not.
+THRESHOLDS = (0.9, 0.85, 0.8)
+#: How far the keyword clip's peak must stand above the threshold, and the unknown clip's below it
+#: (the browser resamples the file, which moves the posteriors a little).
+ABOVE, BELOW = 0.04, 0.15
 
 
 def kws_setup(tmp_path_factory) -> dict:
@@ -163,16 +169,26 @@ def _peak(model, audio: np.ndarray) -> tuple[float, str]:
     return best
 
 
-def _detections(model, audio: np.ndarray, loops: int = 3) -> list[str]:
-    """Labels seqkit's runtime (``detect``, as ``seqkit stream``) detects in ``audio`` played
-    ``loops`` times in a row (the fake microphone loops its file)."""
+def _detections(model, audio: np.ndarray, threshold: float, loops: int = 3) -> list[str]:
+    """Labels seqkit's runtime (``detect``, as ``seqkit stream``) detects at ``threshold`` in
+    ``audio`` played ``loops`` times in a row (the fake microphone loops its file)."""
     from seqkit.speech.streaming import Detector, detect
 
     looped = np.tile(audio, loops)
     streamer = model.streamer(copies=4)
-    det = Detector(model.labels, streamer.features.frame_seconds, threshold=THRESHOLD)
+    det = Detector(model.labels, streamer.features.frame_seconds, threshold=threshold)
     blocks = [looped[i : i + 640] for i in range(0, looped.size, 640)]
     return [d.label for d in detect(streamer, det, blocks)]
+
+
+def _whole_clip(model, audio: np.ndarray, folder: Path) -> str:
+    """The top label of ``audio`` as one file (``seqkit predict``; the page's WAV upload)."""
+    from seqkit.inference import predict_files
+
+    path = folder / "candidate.wav"
+    sf.write(str(path), audio, 16000, subtype="PCM_16")
+    doc = predict_files(model, [path], top_k=1)
+    return doc["predictions"][0]["top"][0]["label"]
 
 
 def _training_clips(synth: Path, words) -> list[Path]:
@@ -185,10 +201,11 @@ def _training_clips(synth: Path, words) -> list[Path]:
 
 
 def clips(tmp_path_factory) -> dict:
-    """``{"keyword": WAV, "unknown": WAV, "word": "yes"}``: the 'yes' clip (made by `seqkit data
-    synth`, of a training speaker, padded with quiet noise) that seqkit's runtime finds most
-    clearly among those it detects exactly once per loop, never as 'no', and the
-    unknown-word clip least like a keyword (checked: no detection)."""
+    """``{"keyword": WAV, "unknown": WAV, "word": "yes", "threshold": t, ...}``: at the highest
+    threshold ``t`` of `THRESHOLDS` where both exist, the 'yes' clip (made by `seqkit data synth`,
+    of a training speaker, padded with quiet noise) that seqkit's runtime finds most clearly
+    among those it detects exactly once per loop, never as 'no', and the unknown-word clip least
+    like a keyword (checked: no detection)."""
     if "clips" in _MADE:
         return _MADE["clips"]
     from seqkit.inference import load_for_inference
@@ -210,21 +227,33 @@ def clips(tmp_path_factory) -> dict:
     for i, path in enumerate(sorted(p for w in UNKNOWN for p in (setup["synth"] / w).glob("*.wav"))):
         audio = _padded(path, 100 + i)
         unknown.append((_peak(model, audio)[0], i, audio, path))
-    best = next((c for c in sorted(yes, key=lambda c: -c[0])
-                 if c[0] > 0.95 and _detections(model, c[2]) == ["yes"] * 3), None)  # fmt: skip
-    assert best is not None, f"the tiny model detects no 'yes' clip reliably: {yes}"
-    quiet = next((c for c in sorted(unknown, key=lambda c: c[0])
-                  if _detections(model, c[2]) == []), None)  # fmt: skip
-    assert quiet is not None and quiet[0] < THRESHOLD - 0.15, (
-        f"the tiny model is tempted by every unknown word (lowest peak "
-        f"{min(c[0] for c in unknown):.3f}; threshold {THRESHOLD})"
+    # The browser test also uploads the clip, whose whole-clip prediction (`seqkit predict`, 3.5 s
+    # with its padding) must say 'yes' too: a CI run once found the clearest streamed clip
+    # predicted 'no' as a whole.
+    picked = None
+    for threshold in THRESHOLDS:
+        best = next((c for c in sorted(yes, key=lambda c: -c[0])
+                     if c[0] > threshold + ABOVE
+                     and _detections(model, c[2], threshold) == ["yes"] * 3
+                     and _whole_clip(model, c[2], out) == "yes"), None)  # fmt: skip
+        quiet = next((c for c in sorted(unknown, key=lambda c: c[0])
+                      if c[0] < threshold - BELOW
+                      and _detections(model, c[2], threshold) == []), None)  # fmt: skip
+        if best is not None and quiet is not None:
+            picked = threshold
+            break
+    assert picked is not None, (
+        f"at none of the thresholds {THRESHOLDS} does the tiny model detect a 'yes' clip "
+        f"reliably (peaks {sorted(round(c[0], 3) for c in yes)}) and no unknown word "
+        f"(lowest peak {min(c[0] for c in unknown):.3f})"
     )
     keyword, unknown_wav = out / "keyword_yes.wav", out / "unknown_word.wav"
     sf.write(str(keyword), best[2], 16000, subtype="PCM_16")
     sf.write(str(unknown_wav), quiet[2], 16000, subtype="PCM_16")
     _MADE["clips"] = {"keyword": keyword, "unknown": unknown_wav, "word": "yes",
                       "keyword_source": best[3], "unknown_source": quiet[3],
-                      "keyword_peak": best[0], "unknown_peak": quiet[0]}  # fmt: skip
+                      "keyword_peak": best[0], "unknown_peak": quiet[0],
+                      "threshold": picked}  # fmt: skip
     return _MADE["clips"]
 
 
