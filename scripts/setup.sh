@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) and install seqkit, its test tools, `seqkit serve`'s extra
 # (Starlette, uvicorn; Selenium for its browser tests), the `voices` extra (Piper) with Debian's
-# Flite and Festival voices (when root), and the example plugin.
+# Flite and Festival voices (when root), the `embedding` extra (the speech embedding's model
+# files; Linux x86_64) and the example plugin.
 # Idempotent: a second run only checks what is installed. Override the interpreter with PYTHON=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ fi
 log=.venv/install.log
 # pip's and setuptools' chatter goes to a log file, shown only if the install fails.
 if ! { .venv/bin/python -m pip install --upgrade pip \
-       && .venv/bin/python -m pip install -e ".[test,serve,voices]" ./plugins/seqkit-example; } >"$log" 2>&1; then
+       && .venv/bin/python -m pip install -e ".[test,serve,voices,embedding]" ./plugins/seqkit-example; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "seqkit: installing into .venv failed; the full log is $log" >&2
     exit 1

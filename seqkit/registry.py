@@ -345,6 +345,7 @@ FEATURES = Registry(
         "log_mel": "seqkit.features:LogMel",
         "pcen": "seqkit.features:PCEN",
         "cmvn": "seqkit.features:CMVN",
+        "speech_embedding": "seqkit.speech.embedding:SpeechEmbedding",
     },
     check=component_class,
 )

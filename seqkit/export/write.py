@@ -224,19 +224,21 @@ def training_splits(recipe):
 def check_streamable_features(run) -> None:
     """``--streaming``: the run's feature steps must have a streaming version (the runtime that
     feeds a streaming export computes them frame by frame, ``FeatureStream``); checked before
-    the model is loaded or converted. ``cmvn`` (whole-clip mean and variance) has none."""
+    the model is loaded or converted. ``cmvn`` (whole-clip mean and variance) and
+    ``speech_embedding`` (TFLite models on whole clips) have none."""
     if not run.recipe.features or run.recipe.features[0].type != "load":
         return  # no audio front end (piano rolls), or a plugin's own reader: nothing to check
     try:
         FeatureStream(run.pipeline)
     except ParameterError as exc:
         steps = ", ".join(f"features[{i}] ({s.type})" for i, s in enumerate(run.recipe.features)
-                          if s.type == "cmvn")  # fmt: skip
+                          if s.type in ("cmvn", "speech_embedding"))  # fmt: skip
         which = f" ({steps})" if steps else ""
         raise ParameterError(
             f"--streaming: the feature steps of '{run.path}'{which} cannot run frame by frame, "
-            f"so this run cannot be exported for streaming: {exc} Retrain with such a step "
-            "(e.g. `pcen` in place of `cmvn`), or export without --streaming (whole clips)."
+            f"so this run cannot be exported for streaming: {exc} Retrain with steps that "
+            "stream (e.g. `pcen` in place of `cmvn`, `log_mel` in place of `speech_embedding`), "
+            "or export without --streaming (whole clips)."
         ) from None
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import features as F
 from ...errors import ParameterError
+from ..embedding import SpeechEmbedding
 
 log = logging.getLogger("seqkit")
 
@@ -300,6 +301,12 @@ class FeatureStream:
                     f"'{name}' normalises each feature by the whole clip's mean and variance, "
                     "which a stream does not know yet; for a streaming model use `pcen` (causal) "
                     "or the model's own normalisation (model.normalize) instead."
+                )
+            elif isinstance(step, SpeechEmbedding):
+                raise ParameterError(
+                    f"'{name}' (Google's speech embedding) runs its TFLite models on whole clips and has "
+                    "no streaming version yet; for streaming train a log-mel recipe "
+                    "(recipes/kws_synthetic_streaming.yaml)."
                 )
             else:
                 raise ParameterError(
