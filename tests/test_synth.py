@@ -182,6 +182,30 @@ def test_synthesize_is_identical_in_fresh_processes(tmp_path):
     assert len(wavs(tmp_path / "one")) == 3 * 2 + 4
 
 
+
+def test_the_files_do_not_depend_on_what_drew_from_libc_rand_before(tmp_path):
+    """eSpeak NG draws from libc's rand(), whose state is the whole process's (and a forked
+    child's): a process whose libraries drew from it before -- a pytest worker that had run
+    other test files -- wrote different clips (a CI run: up to 449 LSB) until each speaker's
+    child reset it (``espeak.reset_libc_rand``)."""
+    import subprocess
+    import sys
+
+    args = dict(words=["yes", "no"], unknown_words=["cat"], speakers=4, clips_per_speaker=1,
+                unknown_per_speaker=1, validation_percent=25, test_percent=25)
+    code = (
+        "import ctypes, sys\n"
+        "if sys.argv[2] == 'drawn':\n"
+        "    libc = ctypes.CDLL(None); libc.srand(987654); [libc.rand() for _ in range(1000)]\n"
+        "from seqkit.speech.sources.synthetic import synthesize\n"
+        "if __name__ == '__main__':\n"
+        f"    synthesize(sys.argv[1], workers=1, **{args!r})"
+    )
+    for name in ("fresh", "drawn"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name), name], check=True)
+    assert snapshot(tmp_path / "fresh") == snapshot(tmp_path / "drawn")
+
+
 def test_synthesize_reuses_and_regenerates_safely(tmp_path):
     root = tmp_path / "kws"
     synthesize(root, **SMALL)

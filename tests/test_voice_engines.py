@@ -296,9 +296,9 @@ def test_cli_data_synth_with_engines_records_them_and_keeps_speakers_apart(tmp_p
         assert listed.get(sid, "train") == split_of[sid]  # speaker-disjoint lists
     assert sorted(split_of.values()).count("test") == 2
     # The files depend on the settings alone: fresh processes with one and two workers write
-    # the same bytes, and the same files as the command. (Only fresh processes are compared
-    # sample for sample: inside a pytest worker that has run other test files, a CI run found
-    # this process's eSpeak NG clips off by up to 449 LSB; cause not found, README "Data".)
+    # the same bytes, and the same files as the command. (Fresh processes, byte for byte: a CI
+    # run once found this pytest worker's eSpeak NG clips up to 449 LSB off -- libc's rand()
+    # state, reset since, tests/test_synth.py -- and a worker can still move a few by 1 LSB.)
     args = dict(words=["yes", "no"], unknown_words=["cat"], speakers=8, clips_per_speaker=1,
                 unknown_per_speaker=1, validation_percent=25, test_percent=25,
                 engines=marker["settings"]["engines"])  # fmt: skip

@@ -58,6 +58,25 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
+
+def reset_libc_rand() -> None:
+    """Put the C library's ``rand()`` back to the state of a fresh process (``srand(1)``, the
+    C standard's initial seed).
+
+    eSpeak NG draws from libc's ``rand()`` as it speaks, and that state belongs to the whole
+    process: whatever other libraries called before (TensorFlow, a test session's earlier
+    work) changes the next clips, and a forked child inherits it. Measured: 1,000 ``rand()``
+    calls before ``synthesize`` changed eSpeak NG clips; with this call before each speaker,
+    the files are byte for byte those of a fresh process. Without a C library to reach
+    (``ctypes`` cannot open this process), nothing is done.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.srand(ctypes.c_uint(1))
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - not on Linux/macOS
+        pass
+
+
 class Espeak:
     """eSpeak NG through ctypes; one engine per process (the library has global state).
 

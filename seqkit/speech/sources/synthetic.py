@@ -74,7 +74,15 @@ from .common import (
     SYNTH_MARKER,
     generation_lock,
 )
-from .espeak import CLIP_SECONDS, SAMPLE_RATE, Espeak, Speaker, make_speakers, render_clip
+from .espeak import (
+    CLIP_SECONDS,
+    SAMPLE_RATE,
+    Espeak,
+    Speaker,
+    make_speakers,
+    render_clip,
+    reset_libc_rand,
+)
 from .speech_commands import SpeechCommands
 from .voices import SECONDS_PER_CLIP as VOICE_SECONDS_PER_CLIP
 from .voices import (
@@ -232,6 +240,7 @@ def _render_speaker(job):
         return len(clips)
     speaker = Speaker(**{k: v for k, v in speaker.items() if k != "engine"})
     engine = Espeak.get()
+    reset_libc_rand()  # eSpeak NG draws from libc's rand(), whose state the parent left
     for word, w, i in clips:
         folder = Path(root) / word
         folder.mkdir(parents=True, exist_ok=True)
@@ -369,7 +378,8 @@ def _run_parallel(jobs, workers, count=None, total: int = 0, espeak=True) -> int
     phase) that no call resets, so a clip depends on everything the process said before.
     A fresh fork per speaker, from a parent that has only initialised the engine, makes
     every clip depend on its own seed alone: the output is the same for any ``workers``,
-    and the same where this process has spoken before (``Espeak.unspoken``).
+    and the same where this process has spoken before (``Espeak.unspoken``) or has drawn
+    from libc's ``rand()``, which eSpeak NG also uses (``reset_libc_rand`` in each child).
     Returns None where fork is not available (then one process renders in order).
     ``count(done, total)`` is called as each speaker is done (``seqkit.progress``).
     """
