@@ -121,7 +121,20 @@ def test_a_recipe_trains_predicts_and_refuses_streaming(tmp_path):
     wav = sorted((tmp_path / "data").rglob("*.wav"))[0]
     doc = predict_files(model, [wav], top_k=2)
     assert len(doc["predictions"]) == 1 and doc["skipped"] == []
-    with pytest.raises(ParameterError, match="no streaming version.*kws_synthetic_streaming"):
+    with pytest.raises(ParameterError, match="no streaming version.*80 dB.*kws_synthetic_logmel"):
         FeatureStream(model.pipeline)
     with pytest.raises(ParameterError, match="--streaming: the feature steps"):
         export_run(run, "tflite", streaming=True, out=tmp_path / "m.tflite")
+
+
+def test_the_mel_model_floors_at_80_db_below_the_whole_clips_loudest_value():
+    """Why the step does not stream: 10 log10(max(S, 1e-10)), floored at the maximum of the
+    whole input - 80 dB (frame-by-frame values with that floor equal the whole clip's)."""
+    step = E.SpeechEmbedding(pad_seconds=0)
+    y = np.concatenate([np.zeros(8000, np.float32), clip(seed=4), np.zeros(8000, np.float32)])
+    whole = (step.mel_frames(y) - 2.0) * 10.0
+    alone = np.concatenate([(step.mel_frames(y[160 * i : 160 * i + 512]) - 2.0) * 10.0
+                            for i in range(whole.shape[0])])  # fmt: skip
+    assert whole.max() - whole.min() == pytest.approx(80.0, abs=1e-3)
+    assert alone.min() == pytest.approx(-100.0, abs=1e-3)  # digital zeros alone: 1e-10
+    np.testing.assert_allclose(np.maximum(alone, alone.max() - 80.0), whole, atol=1e-4)

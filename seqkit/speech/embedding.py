@@ -27,10 +27,16 @@ seqkit dependency), one thread per process: feature extraction runs one process 
 
 Written here rather than taken from ``pyopen-wakeword``'s runtime: that one streams 80 ms
 chunks through a C library of its own and keeps a ring buffer per stream; seqkit needs whole
-clips in batches, picklable for worker processes. Whole clips only: the streaming runtime
-refuses this step (``seqkit.speech.streaming.features``), so ``seqkit stream``, ``serve``'s
+clips in batches, picklable for worker processes. Whole clips only: the mel model computes
+``10 log10(max(S, 1e-10))`` and floors it at 80 dB below the loudest value of everything it
+is given (checked: frame-by-frame values floored at the clip's maximum - 80 equal its output
+to 1e-5), so a frame's value depends on the loudest moment of the whole clip, later ones
+included -- and the 0.5 s of zero padding is always floored. A stream cannot know that yet: a
+causal floor gives other values exactly where training saw the floor, so the streaming runtime
+refuses this step (``seqkit.speech.streaming.features``) and ``seqkit stream``, ``serve``'s
 live microphone and ``export --streaming`` need a log-mel recipe
-(``recipes/kws_synthetic_streaming.yaml``).
+(``recipes/kws_synthetic_logmel.yaml``). A causal variant trained as it streams is future
+work.
 """
 
 from __future__ import annotations

@@ -304,9 +304,10 @@ class FeatureStream:
                 )
             elif isinstance(step, SpeechEmbedding):
                 raise ParameterError(
-                    f"'{name}' (Google's speech embedding) runs its TFLite models on whole clips and has "
-                    "no streaming version yet; for streaming train a log-mel recipe "
-                    "(recipes/kws_synthetic_streaming.yaml)."
+                    f"'{name}' (Google's speech embedding) has no streaming version: its mel "
+                    "model floors every value at 80 dB below the loudest of the whole clip, "
+                    "which a stream does not know yet; for streaming train a log-mel recipe "
+                    "(recipes/kws_synthetic_logmel.yaml)."
                 )
             else:
                 raise ParameterError(
