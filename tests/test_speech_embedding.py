@@ -72,6 +72,16 @@ def test_a_pickled_step_loads_its_own_models_and_gives_the_same_frames():
     np.testing.assert_array_equal(copy(clip(seed=3), 16000), first)
 
 
+
+def test_the_cache_id_names_the_model_files_by_content_not_by_place():
+    from seqkit.cache import _state
+
+    settings = _state(E.SpeechEmbedding())["settings"]
+    assert settings == {"pad_seconds": 0.5, "threads": 1, "models": None,
+                        "model_sha1": E.SpeechEmbedding().model_sha1}  # fmt: skip
+    assert len(settings["model_sha1"]) == 40
+
+
 def test_refusals_name_the_value():
     step = E.SpeechEmbedding()
     with pytest.raises(ParameterError, match="16 kHz audio; received 8000 Hz"):

@@ -134,8 +134,10 @@ class SpeechEmbedding(FeatureStep):
                 f"`models`: '{folder}' has no {' or '.join(missing)}; it must hold openWakeWord's "
                 f"{MEL_FILE} and {EMBEDDING_FILE}" + ("." if models else f" ({INSTALL}).")
             )
-        self.models = str(folder)
-        # Part of the step's settings (the feature cache's pipeline id): other files, other id.
+        # Public settings (the feature cache's pipeline id): ``models`` as the recipe gives it
+        # and the files' digest -- not where an environment installed them, so that another
+        # venv with the same files reuses the cached features.
+        self.models, self._folder = models, str(folder)
         digest = hashlib.sha1()
         for name in (MEL_FILE, EMBEDDING_FILE):
             digest.update((folder / name).read_bytes())
@@ -149,7 +151,7 @@ class SpeechEmbedding(FeatureStep):
 
     def _models(self):
         if self._runners is None:
-            folder = Path(self.models)
+            folder = Path(self._folder)
             self._runners = (_Runner(folder / MEL_FILE, self.threads),
                              _Runner(folder / EMBEDDING_FILE, self.threads))  # fmt: skip
         return self._runners
