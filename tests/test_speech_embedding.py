@@ -94,6 +94,21 @@ def test_refusals_name_the_value():
         E.SpeechEmbedding(threads=0)
 
 
+def test_an_unreadable_model_file_is_refused_naming_it(tmp_path):
+    import os
+
+    from seqkit.errors import DataError
+
+    for name in (E.MEL_FILE, E.EMBEDDING_FILE):
+        (tmp_path / name).write_bytes((E.default_models() / name).read_bytes())
+    os.chmod(tmp_path / E.MEL_FILE, 0)
+    if os.access(tmp_path / E.MEL_FILE, os.R_OK):  # root reads anything
+        (tmp_path / E.MEL_FILE).unlink()
+        (tmp_path / E.MEL_FILE).mkdir()  # a folder where the file should be: read fails too
+    with pytest.raises((DataError, ParameterError), match="melspectrogram.tflite"):
+        E.SpeechEmbedding(models=str(tmp_path))
+
+
 def test_a_models_folder_without_the_files_is_refused(tmp_path):
     with pytest.raises(ParameterError, match=f"'{tmp_path}' has no melspectrogram.tflite or "
                        "embedding_model.tflite"):  # fmt: skip

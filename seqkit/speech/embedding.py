@@ -140,7 +140,10 @@ class SpeechEmbedding(FeatureStep):
         self.models, self._folder = models, str(folder)
         digest = hashlib.sha1()
         for name in (MEL_FILE, EMBEDDING_FILE):
-            digest.update((folder / name).read_bytes())
+            try:
+                digest.update((folder / name).read_bytes())
+            except OSError as exc:
+                raise DataError(f"Cannot read '{folder / name}': {exc.strerror or exc}") from None
         self.model_sha1 = digest.hexdigest()
         self._runners = None
 
@@ -172,8 +175,9 @@ class SpeechEmbedding(FeatureStep):
         y = np.concatenate([pad, np.asarray(y, np.float32), pad])
         if y.size < MIN_SAMPLES:
             raise ParameterError(
-                f"speech_embedding needs at least {MIN_SAMPLES} samples ({MIN_SAMPLES / 16000:.3f} s) "
-                f"with its padding; received {y.size}. Use longer clips or a larger `pad_seconds`."
+                f"speech_embedding needs at least {MIN_SAMPLES} samples "
+                f"({MIN_SAMPLES / SAMPLE_RATE:.3f} s) with its padding; received {y.size}. Use "
+                "longer clips or a larger `pad_seconds`."
             )
         m = self.mel_frames(y)
         starts = range(0, m.shape[0] - WINDOW + 1, STRIDE)
