@@ -58,7 +58,6 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
-
 def reset_libc_rand() -> None:
     """Put the C library's ``rand()`` back to the state of a fresh process (``srand(1)``, the
     C standard's initial seed).

@@ -26,8 +26,10 @@ Speakers are assigned to splits by a seeded shuffle (``validation_percent`` /
 there are enough pairs (8 x 63 = 504), so a test speaker's voice is never heard in training.
 
 eSpeak NG keeps state between utterances in C statics that no call resets (pitch flutter,
-wave phase), and seeds its noise generator differently in every process. So each speaker is
-rendered in a freshly forked process and each clip seeds the noise generator: the files
+wave phase), seeds its noise generator differently in every process, and draws from the C
+library's ``rand()``, whose state any library of the process may have moved. So each speaker
+is rendered in a freshly forked process that resets ``rand()`` (``espeak.reset_libc_rand``) and
+each clip seeds the noise generator: the files
 depend on the settings alone, not on the process or the number of workers (on Linux; elsewhere
 one process renders in order, deterministic too, but not bit-identical to Linux). Byte for byte
 in a fresh process on one machine; another CPU's resampler code (soxr picks SIMD code by CPU)
@@ -234,24 +236,25 @@ def _render_speaker(job):
         rngs = [np.random.default_rng([seed, index, w, i]) for _, w, i in clips]
         ys = render_clips(speaker, [word for word, _, _ in clips], rngs, snr_db)
         for (word, _, i), y in zip(clips, ys):
-            folder = Path(root) / word
-            folder.mkdir(parents=True, exist_ok=True)
-            sf.write(folder / f"{speaker.id}_nohash_{i}.wav", y, SAMPLE_RATE, subtype="PCM_16")
+            _write_clip(root, word, speaker, i, y)
         return len(clips)
     speaker = Speaker(**{k: v for k, v in speaker.items() if k != "engine"})
     engine = Espeak.get()
     reset_libc_rand()  # eSpeak NG draws from libc's rand(), whose state the parent left
     for word, w, i in clips:
-        folder = Path(root) / word
-        folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, index, w, i])
-        y = render_clip(engine, word, speaker, rng, snr_db)
-        sf.write(folder / f"{speaker.id}_nohash_{i}.wav", y, SAMPLE_RATE, subtype="PCM_16")
+        _write_clip(root, word, speaker, i, render_clip(engine, word, speaker, rng, snr_db))
     return len(clips)
 
 
 def _clip_name(word, speaker, take) -> str:
     return f"{word}/{speaker.id}_nohash_{take}.wav"
+
+
+def _write_clip(root, word, speaker, take, y) -> None:
+    path = Path(root) / _clip_name(word, speaker, take)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, SAMPLE_RATE, subtype="PCM_16")
 
 
 def planned_files(settings: dict, speakers: list[Speaker]) -> list[str]:

@@ -120,8 +120,8 @@ def check_engines(engines) -> dict[str, float] | None:
     total = sum(out.values())
     if abs(total - 1.0) > 1e-6:
         raise ParameterError(
-            f"`engines` shares must sum to 1; received {', '.join(f'{k}: {v:g}' for k, v in out.items())}"
-            f" (sum {total:g})."
+            "`engines` shares must sum to 1; received "
+            f"{', '.join(f'{k}: {v:g}' for k, v in out.items())} (sum {total:g})."
         )
     if list(out) == ["espeak"]:
         return None  # eSpeak NG alone is the default
